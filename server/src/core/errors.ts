@@ -1,0 +1,62 @@
+// The appliance's closed set of error codes. Every failure the domain can report is one of these;
+// transports map them to RPC codes in exactly one place (transport/error-map.ts). Codes are stable
+// API: clients and tests match on them, never on message text.
+
+export const ERROR_CODES = [
+  // Input that can never be valid, whoever sends it.
+  'MALFORMED_REQUEST', // a field fails its schema rule (bad enum, bad id syntax, bad hex…)
+  'MISSING_FIELD', // a required field is absent or an empty bytes/string
+  'PAYLOAD_TOO_LARGE', // a message, field or batch exceeds its bound
+  'INVALID_DIGEST_LENGTH', // a raw digest that is not exactly 32 bytes
+  'INVALID_TYPED_DATA', // an EIP-712 document that does not follow the spec
+  'UNSUPPORTED_ALGORITHM', // an algorithm this appliance does not offer
+  'ALGORITHM_MISMATCH', // a payload kind the key's algorithm cannot sign (e.g. EIP-191 with Ed25519)
+  'INVALID_PUBLIC_KEY', // a principal public key that is not a valid point/encoding
+  'INVALID_PRIVATE_KEY', // a private key that is not a valid scalar (secp256k1: zero or ≥ n; wrong length)
+  // Authentication of the caller.
+  'UNAUTHENTICATED', // no stamp, or a stamp that does not parse
+  'STAMP_INVALID', // signature does not verify, unknown principal, wrong method or body digest
+  'STAMP_EXPIRED', // timestamp outside the accepted window
+  'STAMP_REPLAYED', // nonce already used
+  // Authorization. KEY_NOT_FOUND is also what a caller gets for a key it may not use: the two
+  // cases are indistinguishable on the wire on purpose.
+  'KEY_NOT_FOUND',
+  'PERMISSION_DENIED',
+  'RAW_SIGNING_DISABLED', // only ever reported to the key's owner
+  'PRINCIPAL_EXISTS',
+  // Cryptographic envelopes. One code per envelope kind, never a hint about which check failed.
+  'IMPORT_DECRYPT_FAILED',
+  'SEALED_KEY_CORRUPT', // a stored blob failed authentication or public-key re-derivation
+  // Capacity and the environment.
+  'RESOURCE_EXHAUSTED',
+  'DEADLINE_EXCEEDED',
+  'TEE_UNAVAILABLE',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * The one error type the domain throws. `code` is public; `detail` is for the operator's log only
+ * and must never be sent to a client or contain secret material.
+ */
+export class OpenKeyError extends Error {
+  override readonly name = 'OpenKeyError';
+  readonly code: ErrorCode;
+  readonly detail: string | undefined;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    super(detail === undefined ? code : `${code}: ${detail}`, options);
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+export function isOpenKeyError(e: unknown): e is OpenKeyError {
+  return e instanceof OpenKeyError;
+}
+
+/** Throws `code` unless `condition` holds. Returns nothing; use the asserts in bytes.ts for values. */
+export function ensure(condition: unknown, code: ErrorCode, detail?: string): asserts condition {
+  if (!condition) throw new OpenKeyError(code, detail);
+}
