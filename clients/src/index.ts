@@ -1,0 +1,4 @@
+// Public surface of @openkey/client.
+export { createOpenKeyClient, createTransport, openKeyErrorCode, type OpenKeyClient, type OpenKeyClientOptions, type WireProtocol } from './client.ts';
+export { credentialsFromPrivateKey, generateCredentials, loadCredentials, saveCredentials, type Credentials } from './credentials.ts';
+export { requestDigest, stampFor, stampingInterceptor, STAMP_HEADER } from './stamper.ts';

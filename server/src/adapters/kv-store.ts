@@ -1,0 +1,307 @@
+// The `Store` port over any ordered key-value backend with atomic batches (LevelDB, or memory for
+// unit tests). Owns the storage key layout, the per-store serialization of commits, and the one
+// switch over `Change.kind` (`plan`): each change is validated and encoded up front, then checked and
+// staged inside the serialized section, and the whole commit is written as ONE atomic batch.
+//
+// Key layout (keys are ASCII; every variable part is the lowercase hex of its UTF-8 bytes, so no id
+// can forge a separator and byte order of the hex = byte order of the id):
+//   m!format                       → "openkey-store/1" (refuse to open anything else)
+//   p!<principalId>                → principal record (record-codec.ts)
+//   k!<keyId>                      → key record
+//   o!<owner>!<keyId>              → empty; owner index for listKeys (UTF-8 byte order of key id)
+//   n!<principalId>!<nonce>        → consumed-nonce record {expiresAt}
+//   x!<expiresAt:16 hex>!<principalId>!<nonce> → empty; expiry index, so pruneNonces is a range scan
+//
+// Extending (audit append with hash chaining, counters/caps): add a `Change` variant in ports.ts and
+// a case in `plan`. A step reads through `Txn.get` (which sees the commit's own earlier writes, e.g.
+// the chain head another change in the same commit advanced) and stages puts; commits are serialized
+// per store, so read-check-write within a step is race-free, and it lands in the same batch.
+
+import { OpenKeyError } from '../core/errors.ts';
+import type { Change, KeyRecord, ListPage, PrincipalRecord, Store } from '../core/ports.ts';
+import { decodeKey, decodePrincipal, encodeKey, encodeNonce, encodePrincipal, isStorableId, isTimestamp } from './record-codec.ts';
+
+/** Largest `ListPage.limit` accepted. */
+export const MAX_PAGE_LIMIT = 1000;
+/** Largest number of changes in one commit. */
+export const MAX_CHANGES_PER_COMMIT = 1000;
+const PRUNE_CHUNK = 500;
+const FORMAT_KEY = 'm!format';
+const FORMAT_VALUE = 'openkey-store/1';
+
+// ---- backend ------------------------------------------------------------------------------------
+
+export type KvOp = { readonly type: 'put'; readonly key: string; readonly value: Uint8Array } | { readonly type: 'del'; readonly key: string };
+
+export interface KeyRange {
+  readonly gt?: string;
+  readonly gte?: string;
+  readonly lt?: string;
+  readonly limit: number;
+}
+
+/**
+ * What a backend must provide. Keys are compared in UTF-8 byte order. `write` applies all ops or
+ * none. Failures are thrown as OpenKeyError('INTERNAL') with the backend error as cause.
+ */
+export interface KvBackend {
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Keys in ascending order within the range, at most `limit`. */
+  keys(range: KeyRange): Promise<string[]>;
+  write(ops: readonly KvOp[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---- key layout ---------------------------------------------------------------------------------
+
+const hex = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+const principalKey = (id: string): string => `p!${hex(id)}`;
+const keyKey = (keyId: string): string => `k!${hex(keyId)}`;
+const ownerPrefix = (owner: string): string => `o!${hex(owner)}!`;
+const ownerIndexKey = (owner: string, keyId: string): string => `${ownerPrefix(owner)}${hex(keyId)}`;
+const nonceKey = (principalId: string, nonce: string): string => `n!${hex(principalId)}!${hex(nonce)}`;
+const expiryPart = (t: number): string => t.toString(16).padStart(16, '0');
+const expiryKey = (t: number, principalId: string, nonce: string): string => `x!${expiryPart(t)}!${hex(principalId)}!${hex(nonce)}`;
+/** The smallest key greater than every key that starts with `prefix` (prefixes end in '!'). */
+const prefixEnd = (prefix: string): string => `${prefix.slice(0, -1)}"`;
+
+const HEX_ID_RE = /^(?:[0-9a-f]{2})+$/;
+const EXPIRY_KEY_RE = /^x!([0-9a-f]{16})!((?:[0-9a-f]{2})+)!((?:[0-9a-f]{2})+)$/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const EMPTY = new Uint8Array(0);
+
+function unhexId(h: string): string | undefined {
+  if (!HEX_ID_RE.test(h)) return undefined;
+  try {
+    const s = STRICT_UTF8.decode(Buffer.from(h, 'hex'));
+    return isStorableId(s) ? s : undefined;
+  } catch {
+    return undefined; // invalid UTF-8: the caller reports the corrupt index entry
+  }
+}
+
+// ---- staged writes ------------------------------------------------------------------------------
+
+/** One commit's view of the store: reads see the commit's own staged writes first. */
+export interface Txn {
+  get(key: string): Promise<Uint8Array | undefined>;
+  put(key: string, value: Uint8Array): void;
+  del(key: string): void;
+}
+
+class StagedTxn implements Txn {
+  readonly #backend: KvBackend;
+  readonly #staged = new Map<string, KvOp>();
+
+  constructor(backend: KvBackend) {
+    this.#backend = backend;
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    const op = this.#staged.get(key);
+    if (op !== undefined) return op.type === 'put' ? op.value : undefined;
+    return this.#backend.get(key);
+  }
+
+  put(key: string, value: Uint8Array): void {
+    this.#staged.set(key, { type: 'put', key, value });
+  }
+
+  del(key: string): void {
+    this.#staged.set(key, { type: 'del', key });
+  }
+
+  ops(): KvOp[] {
+    return [...this.#staged.values()];
+  }
+}
+
+type Step = (tx: Txn) => Promise<void>;
+
+/**
+ * The only place that knows what each change kind means. Runs synchronously at `commit` entry, so
+ * invalid records fail before anything is locked and later mutation of the caller's objects cannot
+ * change what is written; the returned step runs inside the serialized section.
+ */
+function plan(change: Change): Step {
+  switch (change.kind) {
+    case 'createPrincipal': {
+      const value = encodePrincipal(change.principal);
+      const key = principalKey(change.principal.id);
+      return async (tx) => {
+        if ((await tx.get(key)) !== undefined) throw new OpenKeyError('PRINCIPAL_EXISTS');
+        tx.put(key, value);
+      };
+    }
+    case 'createKey': {
+      const { keyId, owner } = change.key;
+      const value = encodeKey(change.key);
+      const key = keyKey(keyId);
+      return async (tx) => {
+        if ((await tx.get(key)) !== undefined) throw new OpenKeyError('INTERNAL', 'key id collision');
+        tx.put(key, value);
+        tx.put(ownerIndexKey(owner, keyId), EMPTY);
+      };
+    }
+    case 'replaceKey': {
+      const { keyId, owner } = change.key;
+      const value = encodeKey(change.key);
+      const key = keyKey(keyId);
+      return async (tx) => {
+        const current = await tx.get(key);
+        if (current === undefined) throw new OpenKeyError('INTERNAL', 'replaceKey: no such key');
+        // The owner index is keyed by owner; ownership transfer is not a store operation.
+        if (decodeKey(current, keyId).owner !== owner) throw new OpenKeyError('INTERNAL', 'replaceKey: owner cannot change');
+        tx.put(key, value);
+      };
+    }
+    case 'consumeNonce': {
+      const { principalId, nonce, expiresAt } = change;
+      if (!isStorableId(principalId) || !isStorableId(nonce)) throw new OpenKeyError('INTERNAL', 'consumeNonce: ill-formed principal id or nonce');
+      const value = encodeNonce(expiresAt);
+      const key = nonceKey(principalId, nonce);
+      return async (tx) => {
+        if ((await tx.get(key)) !== undefined) throw new OpenKeyError('STAMP_REPLAYED');
+        tx.put(key, value);
+        tx.put(expiryKey(expiresAt, principalId, nonce), EMPTY);
+      };
+    }
+    default: {
+      const unknown: never = change;
+      throw new OpenKeyError('INTERNAL', `unknown change kind ${String((unknown as { kind?: unknown }).kind)}`);
+    }
+  }
+}
+
+// ---- serialization ------------------------------------------------------------------------------
+
+/** Runs tasks one at a time in call order; a failed task does not stop the queue. */
+class Serializer {
+  #tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(task);
+    this.#tail = result.catch(() => undefined); // failures belong to the caller awaiting `result`
+    return result;
+  }
+}
+
+// ---- the store ----------------------------------------------------------------------------------
+
+export class KvStore implements Store {
+  readonly #backend: KvBackend;
+  readonly #serial = new Serializer();
+  #closed = false;
+
+  private constructor(backend: KvBackend) {
+    this.#backend = backend;
+  }
+
+  /**
+   * Wraps a backend. An empty backend is stamped with the layout version; a non-empty one must carry
+   * this layout version, so the store never reads a foreign or future database as its own.
+   */
+  static async open(backend: KvBackend): Promise<KvStore> {
+    try {
+      const marker = await backend.get(FORMAT_KEY);
+      if (marker === undefined) {
+        if ((await backend.keys({ gte: '', limit: 1 })).length > 0) throw new OpenKeyError('INTERNAL', 'database is not an OpenKey store (no format marker)');
+        await backend.write([{ type: 'put', key: FORMAT_KEY, value: new Uint8Array(Buffer.from(FORMAT_VALUE, 'utf8')) }]);
+      } else if (Buffer.from(marker).toString('utf8') !== FORMAT_VALUE) {
+        throw new OpenKeyError('INTERNAL', 'unsupported store format');
+      }
+    } catch (e) {
+      await backend.close().catch(() => undefined); // the open error is the one to report
+      throw e;
+    }
+    return new KvStore(backend);
+  }
+
+  async getPrincipal(id: string): Promise<PrincipalRecord | undefined> {
+    this.#assertOpen();
+    if (!isStorableId(id)) return undefined; // could never have been written
+    const raw = await this.#backend.get(principalKey(id));
+    return raw === undefined ? undefined : decodePrincipal(raw, id);
+  }
+
+  async getKey(keyId: string): Promise<KeyRecord | undefined> {
+    this.#assertOpen();
+    if (!isStorableId(keyId)) return undefined;
+    const raw = await this.#backend.get(keyKey(keyId));
+    return raw === undefined ? undefined : decodeKey(raw, keyId);
+  }
+
+  async listKeys(owner: string, page: ListPage): Promise<KeyRecord[]> {
+    this.#assertOpen();
+    const { limit } = page;
+    // '' (the proto3 default) sorts before every id, so it means "from the start" like undefined.
+    const after = page.after === '' ? undefined : page.after;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) throw new OpenKeyError('INTERNAL', `listKeys: limit must be 1..${MAX_PAGE_LIMIT}`);
+    if (after !== undefined && !isStorableId(after)) throw new OpenKeyError('INTERNAL', 'listKeys: ill-formed cursor');
+    if (!isStorableId(owner)) return [];
+    const prefix = ownerPrefix(owner);
+    const range: KeyRange =
+      after === undefined ? { gte: prefix, lt: prefixEnd(prefix), limit } : { gt: `${prefix}${hex(after)}`, lt: prefixEnd(prefix), limit };
+    const indexKeys = await this.#backend.keys(range);
+    return Promise.all(
+      indexKeys.map(async (ik) => {
+        const keyId = unhexId(ik.slice(prefix.length));
+        if (keyId === undefined) throw new OpenKeyError('INTERNAL', 'corrupt owner index entry');
+        const raw = await this.#backend.get(keyKey(keyId));
+        if (raw === undefined) throw new OpenKeyError('INTERNAL', 'owner index names a missing key');
+        const record = decodeKey(raw, keyId);
+        // Never hand out another owner's key because the index says so.
+        if (record.owner !== owner) throw new OpenKeyError('INTERNAL', 'owner index disagrees with key record');
+        return record;
+      }),
+    );
+  }
+
+  async commit(changes: readonly Change[]): Promise<void> {
+    this.#assertOpen();
+    if (!Array.isArray(changes)) throw new OpenKeyError('INTERNAL', 'commit: changes is not an array');
+    if (changes.length > MAX_CHANGES_PER_COMMIT) throw new OpenKeyError('INTERNAL', `commit: more than ${MAX_CHANGES_PER_COMMIT} changes`);
+    const steps = changes.map(plan);
+    if (steps.length === 0) return;
+    await this.#serial.run(async () => {
+      const tx = new StagedTxn(this.#backend);
+      for (const step of steps) await step(tx); // the first failed condition aborts; nothing written
+      await this.#backend.write(tx.ops());
+    });
+  }
+
+  async pruneNonces(now: number): Promise<number> {
+    this.#assertOpen();
+    if (!isTimestamp(now)) throw new OpenKeyError('INTERNAL', 'pruneNonces: now is not a timestamp');
+    const end = `x!${expiryPart(now)}`; // expiresAt < now
+    let removed = 0;
+    // Chunked, each chunk one serialized batch, so a long prune never holds up commits for long.
+    for (;;) {
+      const n = await this.#serial.run(async () => {
+        if (this.#closed) return 0;
+        const keys = await this.#backend.keys({ gte: 'x!', lt: end, limit: PRUNE_CHUNK });
+        const ops: KvOp[] = [];
+        for (const k of keys) {
+          const m = EXPIRY_KEY_RE.exec(k);
+          if (m === null) throw new OpenKeyError('INTERNAL', 'corrupt nonce expiry index entry');
+          ops.push({ type: 'del', key: k }, { type: 'del', key: `n!${m[2] ?? ''}!${m[3] ?? ''}` });
+        }
+        if (ops.length > 0) await this.#backend.write(ops);
+        return keys.length;
+      });
+      removed += n;
+      if (n < PRUNE_CHUNK) return removed;
+    }
+  }
+
+  /** Lets queued commits finish, then closes the backend. New calls fail with INTERNAL. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#serial.run(() => this.#backend.close());
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new OpenKeyError('INTERNAL', 'store is closed');
+  }
+}

@@ -1,0 +1,154 @@
+// Composition root: builds the appliance from configuration — TEE (the embedded dstack simulator
+// or the real guest agent, both through @phala/dstack-sdk), the appliance secrets derived from it,
+// the LevelDB store, the domain services, and the Connect and gRPC listeners — and tears it all
+// down again in order. The only module that knows every concrete adapter.
+
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createDstackTee } from './adapters/dstack-tee.ts';
+import { openLevelStore } from './adapters/level-store.ts';
+import { createLogger, type Logger } from './adapters/logger.ts';
+import { deriveApplianceSecrets } from './core/appliance-keys.ts';
+import { Authenticator } from './core/auth.ts';
+import { zeroize } from './core/bytes.ts';
+import { UnsealedKeyCache } from './core/key-cache.ts';
+import { createApplianceCrypto } from './core/key-material.ts';
+import { KeyService } from './core/keys.ts';
+import type { Clock, Random, Store } from './core/ports.ts';
+import { PrincipalService } from './core/principals.ts';
+import { ReceiptSigner } from './core/receipts.ts';
+import { SealingKeyring, seal, unseal } from './core/sealing.ts';
+import { SignService } from './core/signing.ts';
+import type { Config } from './config.ts';
+import { ApplianceRpc } from './service/rpc.ts';
+import { startSimulator, type RunningSimulator } from './simulator/simulator.ts';
+import { startConnectServer, type RunningServer } from './transport/connect.ts';
+import { startGrpcServer } from './transport/grpc.ts';
+
+export interface RunningAppliance {
+  readonly connectPort: number;
+  readonly grpcPort: number;
+  /** Ed25519 public key that signs receipts (and is bound into attestation quotes). */
+  readonly identityPublicKey: Uint8Array;
+  readonly logger: Logger;
+  close(): Promise<void>;
+}
+
+export interface ApplianceOverrides {
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+}
+
+const systemClock: Clock = { now: () => Date.now() };
+const systemRandom: Random = { bytes: (n) => new Uint8Array(randomBytes(n)) };
+
+/**
+ * The dev simulator's seed lives beside the store, created once with mode 0600, so the simulated
+ * KMS root (and with it the sealing key) survives restarts without being a published constant.
+ */
+function simulatorSeed(dir: string): Uint8Array {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = join(dir, 'seed');
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  const hex = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is not a 32-byte hex seed`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+export async function startAppliance(config: Config, overrides: ApplianceOverrides = {}): Promise<RunningAppliance> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const clock = overrides.clock ?? systemClock;
+  const random = systemRandom;
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const closeAll = async () => {
+    for (const c of cleanups.reverse()) await c();
+  };
+
+  try {
+    // TEE: the embedded simulator in development, the dstack guest agent in production.
+    let endpoint: string;
+    if (config.tee.kind === 'simulator') {
+      const sim: RunningSimulator = await startSimulator({ socketPath: join(config.tee.dir, 'dstack.sock'), seed: simulatorSeed(config.tee.dir) });
+      cleanups.push(() => sim.close());
+      endpoint = sim.socketPath ?? '';
+      logger.warn({ appId: sim.appId }, 'development mode: keys are sealed by the embedded dstack simulator, not a TEE');
+    } else {
+      endpoint = config.tee.endpoint;
+    }
+    const tee = createDstackTee({ endpoint });
+    const secrets = await deriveApplianceSecrets(tee, config.sealingVersion);
+    const keyring = SealingKeyring.fromSecrets(
+      secrets.sealing.map((s, i) => ({ version: i + 1, secret: s.key })),
+      config.sealingVersion,
+    );
+    for (const s of secrets.sealing) zeroize(s.key);
+
+    const crypto = createApplianceCrypto();
+    logger.info({ secp256k1: crypto.secp256k1Backend }, 'crypto backends');
+    const identity = crypto.material.usable('ed25519', secrets.identity.key);
+    const identityPublicKey = crypto.material.publicKey('ed25519', secrets.identity.key);
+    zeroize(secrets.identity.key);
+    const importOpener = crypto.importOpener(secrets.importKey.key);
+    zeroize(secrets.importKey.key);
+
+    mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+    const store: Store = await openLevelStore(join(config.dataDir, 'store'));
+    cleanups.push(() => store.close());
+
+    const auth = new Authenticator({ store, clock, verify: crypto.verifyPrincipalSignature, windowMs: config.stampWindowMs });
+    const principals = new PrincipalService({
+      store,
+      clock,
+      auth,
+      registration: config.registration,
+      validatePublicKey: crypto.validatePrincipalPublicKey,
+    });
+    await principals.ensureAdmins(config.adminKeys.map((k) => ({ ...k, name: 'configured administrator' })));
+    const keys = new KeyService({
+      store,
+      clock,
+      random,
+      material: crypto.material,
+      sealer: {
+        seal: (p, secret) => seal({ ...p, keyring, random, secret }),
+        unseal: (p, blob) => unseal({ ...p, keyring, blob }),
+      },
+      openImport: importOpener.open,
+      importPublicKey: importOpener.publicKey,
+    });
+    const cache = new UnsealedKeyCache({ clock, maxEntries: config.keyCacheEntries, ttlMs: config.keyCacheTtlMs });
+    cleanups.push(() => cache.clear());
+    const signing = new SignService({ store, keys, cache, hash: crypto.hasher });
+    const receipts = new ReceiptSigner(identity, clock);
+    cleanups.push(() => identity.destroy());
+    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts });
+
+    const limits = { maxRequestBytes: config.maxRequestBytes, maxResponseBytes: 4 * config.maxRequestBytes, callTimeoutMs: config.callTimeoutMs };
+    const connect: RunningServer = await startConnectServer({ rpc, logger, limits }, config.host, config.connectPort);
+    cleanups.push(() => connect.close());
+    const grpc: RunningServer = await startGrpcServer({ rpc, logger, limits }, config.host, config.grpcPort);
+    cleanups.push(() => grpc.close());
+
+    // Consumed nonces are only needed while their stamps could still be accepted.
+    const prune = setInterval(() => {
+      store.pruneNonces(clock.now()).catch((err: unknown) => logger.error({ err }, 'nonce pruning failed'));
+    }, 60_000);
+    prune.unref();
+    cleanups.push(() => clearInterval(prune));
+
+    logger.info({ connect: `${config.host}:${connect.port}`, grpc: `${config.host}:${grpc.port}`, registration: config.registration }, 'appliance listening');
+    let closed: Promise<void> | undefined;
+    return {
+      connectPort: connect.port,
+      grpcPort: grpc.port,
+      identityPublicKey,
+      logger,
+      close: () => (closed ??= closeAll()),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

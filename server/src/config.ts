@@ -1,0 +1,95 @@
+// Configuration from the environment, validated once at start-up. Every setting has a safe
+// default; the development defaults (embedded simulator, open registration) are chosen only when
+// no real TEE is configured, and production (OPENKEY_TEE=dstack) defaults to admin registration.
+
+import { fromHex } from './core/bytes.ts';
+import type { PrincipalAlgorithm } from './core/ports.ts';
+import type { RegistrationMode } from './core/principals.ts';
+
+export interface AdminKey {
+  readonly algorithm: PrincipalAlgorithm;
+  readonly publicKey: Uint8Array;
+}
+
+export type TeeConfig =
+  | { readonly kind: 'simulator'; readonly dir: string }
+  | { readonly kind: 'dstack'; readonly endpoint: string };
+
+export interface Config {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly connectPort: number;
+  readonly grpcPort: number;
+  readonly tee: TeeConfig;
+  readonly registration: RegistrationMode;
+  readonly adminKeys: readonly AdminKey[];
+  readonly stampWindowMs: number;
+  readonly logLevel: string;
+  /** Current sealing-key version: new blobs use it; versions 1..current can unseal. */
+  readonly sealingVersion: number;
+  readonly keyCacheEntries: number;
+  readonly keyCacheTtlMs: number;
+  readonly maxRequestBytes: number;
+  readonly callTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^[0-9]+$/.test(raw)) throw new ConfigError(`${name} must be an integer`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(`${name} must be between ${min} and ${max}`);
+  return n;
+}
+
+function parseAdminKeys(raw: string | undefined): AdminKey[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((item) => {
+    const [alg, hex] = item.trim().split(':');
+    if ((alg !== 'ed25519' && alg !== 'p256') || hex === undefined) {
+      throw new ConfigError('OPENKEY_ADMIN_KEYS entries look like ed25519:<hex> or p256:<hex>');
+    }
+    try {
+      return { algorithm: alg, publicKey: fromHex(hex) };
+    } catch {
+      throw new ConfigError('OPENKEY_ADMIN_KEYS: public key is not hex');
+    }
+  });
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = env['OPENKEY_DATA_DIR'] || './data';
+  const teeKind = env['OPENKEY_TEE'] || 'simulator';
+  let tee: TeeConfig;
+  if (teeKind === 'simulator') tee = { kind: 'simulator', dir: `${dataDir}/simulator` };
+  else if (teeKind === 'dstack') tee = { kind: 'dstack', endpoint: env['DSTACK_ENDPOINT'] || '/var/run/dstack.sock' };
+  else throw new ConfigError('OPENKEY_TEE must be "simulator" or "dstack"');
+  const registration = env['OPENKEY_REGISTRATION'] || (tee.kind === 'simulator' ? 'open' : 'admin');
+  if (registration !== 'open' && registration !== 'admin') throw new ConfigError('OPENKEY_REGISTRATION must be "open" or "admin"');
+  const adminKeys = parseAdminKeys(env['OPENKEY_ADMIN_KEYS']);
+  if (registration === 'admin' && adminKeys.length === 0) {
+    throw new ConfigError('OPENKEY_REGISTRATION=admin needs at least one key in OPENKEY_ADMIN_KEYS');
+  }
+  return {
+    dataDir,
+    host: env['OPENKEY_HOST'] || '127.0.0.1',
+    connectPort: int(env, 'OPENKEY_CONNECT_PORT', 8080, 0, 65535),
+    grpcPort: int(env, 'OPENKEY_GRPC_PORT', 8081, 0, 65535),
+    tee,
+    registration,
+    adminKeys,
+    stampWindowMs: int(env, 'OPENKEY_STAMP_WINDOW_MS', 60_000, 1_000, 600_000),
+    logLevel: env['OPENKEY_LOG_LEVEL'] || 'info',
+    sealingVersion: int(env, 'OPENKEY_SEALING_VERSION', 1, 1, 1000),
+    keyCacheEntries: int(env, 'OPENKEY_KEY_CACHE_ENTRIES', 1024, 0, 1_000_000),
+    keyCacheTtlMs: int(env, 'OPENKEY_KEY_CACHE_TTL_MS', 300_000, 0, 86_400_000),
+    maxRequestBytes: int(env, 'OPENKEY_MAX_REQUEST_BYTES', 1024 * 1024, 1024, 16 * 1024 * 1024),
+    callTimeoutMs: int(env, 'OPENKEY_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
+  };
+}

@@ -1,0 +1,116 @@
+// Connect, gRPC-Web and gRPC (HTTP/2) through @connectrpc/connect-node, on one port: a plaintext
+// listener peeks at the first bytes of each connection and hands HTTP/2 (the "PRI *" preface) to
+// an h2c server and everything else to an HTTP/1.1 server. Handlers are thin: each calls the
+// transport-agnostic ApplianceRpc through invoke().
+
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
+import { connectNodeAdapter } from '@connectrpc/connect-node';
+import * as http from 'node:http';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
+import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
+import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import type { Logger } from '../adapters/logger.ts';
+import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
+import { METHODS, type ApplianceRpc, type CallMeta } from '../service/rpc.ts';
+import { ERROR_CODE_HEADER } from './error-map.ts';
+import { InFlight, invoke, newMeta, type TransportLimits } from './invoke.ts';
+
+export interface ConnectServerOptions {
+  readonly rpc: ApplianceRpc;
+  readonly logger: Logger;
+  readonly limits: TransportLimits;
+  /** Extra routes (e.g. attestation) registered by later layers. */
+  readonly extraRoutes?: (router: ConnectRouter, call: CallRunner) => void;
+}
+
+export type CallRunner = <T>(method: string, ctx: HandlerContext, fn: (meta: CallMeta) => Promise<T>) => Promise<T>;
+
+export interface RunningServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (router: ConnectRouter) => void {
+  const call: CallRunner = async (method, ctx, fn) => {
+    const meta = newMeta(ctx.requestHeader.get(STAMP_HEADER) ?? undefined);
+    const out = await invoke(method, meta, o.limits, o.logger, () => fn(meta), inFlight);
+    if (out.ok) return out.value;
+    const headers = new Headers({ [ERROR_CODE_HEADER]: out.error.code });
+    throw new ConnectError(out.error.message, out.error.status as Code, headers);
+  };
+  const rpc = o.rpc;
+  return (router) => {
+    router.service(KeyService, {
+      sealKey: (req, ctx) => call(METHODS.sealKey, ctx, (m) => rpc.sealKey(req, m)),
+      getKey: (req, ctx) => call(METHODS.getKey, ctx, (m) => rpc.getKey(req, m)),
+      listKeys: (req, ctx) => call(METHODS.listKeys, ctx, (m) => rpc.listKeys(req, m)),
+      getImportKey: (req, ctx) => call(METHODS.getImportKey, ctx, (m) => rpc.getImportKey(req, m)),
+    });
+    router.service(SignService, {
+      sign: (req, ctx) => call(METHODS.sign, ctx, (m) => rpc.sign(req, m)),
+      signBatch: (req, ctx) => call(METHODS.signBatch, ctx, (m) => rpc.signBatch(req, m)),
+    });
+    router.service(PrincipalService, {
+      createPrincipal: (req, ctx) => call(METHODS.createPrincipal, ctx, (m) => rpc.createPrincipal(req, m)),
+      whoAmI: (req, ctx) => call(METHODS.whoAmI, ctx, (m) => rpc.whoAmI(req, m)),
+    });
+    o.extraRoutes?.(router, call);
+  };
+}
+
+/** Starts the Connect listener on `host:port` (port 0 picks a free one). */
+export async function startConnectServer(o: ConnectServerOptions, host: string, port: number): Promise<RunningServer> {
+  const shutdown = new AbortController();
+  const inFlight = new InFlight();
+  const handler = connectNodeAdapter({
+    routes: connectRoutes(o, inFlight),
+    readMaxBytes: o.limits.maxRequestBytes,
+    writeMaxBytes: o.limits.maxResponseBytes,
+    maxTimeoutMs: o.limits.callTimeoutMs,
+    shutdownSignal: shutdown.signal,
+  });
+  const h1 = http.createServer({ requestTimeout: o.limits.callTimeoutMs * 2, headersTimeout: 10_000 }, handler);
+  const h2 = http2.createServer({ maxSessionMemory: 32 }, handler);
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on('session', (session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
+  const listener = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.once('error', () => socket.destroy());
+    // HTTP/2 prior knowledge starts with "PRI * HTTP/2.0"; anything else is HTTP/1.x.
+    socket.once('readable', () => {
+      const head: Buffer | null = socket.read(3) ?? socket.read();
+      if (head === null) return;
+      socket.unshift(head);
+      (head.toString('latin1') === 'PRI' ? h2 : h1).emit('connection', socket);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', reject);
+    listener.listen(port, host, () => resolve());
+  });
+  const address = listener.address();
+  if (address === null || typeof address === 'string') throw new Error('listener has no TCP address');
+  return {
+    port: address.port,
+    close: async () => {
+      // Stop accepting, tell HTTP/2 clients to go away (GOAWAY lets open streams finish), close
+      // idle HTTP/1.1 connections, let in-flight calls drain, then cut whatever is left.
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const s of sessions) s.close();
+      h1.closeIdleConnections();
+      await inFlight.idle(o.limits.callTimeoutMs);
+      shutdown.abort();
+      for (const s of sockets) s.destroy();
+      h1.close();
+      h2.close();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,136 @@
+// Plain gRPC for service-to-service callers through @grpc/grpc-js, which costs several times less
+// server CPU per call than connect-node's gRPC path on Node 20 (shared/reference/perf-baselines.md
+// §5b). Messages are (de)serialized with the same generated protobuf-es schemas the Connect side
+// uses; handlers call the same ApplianceRpc through invoke().
+
+import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
+import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
+import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
+import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
+import type { Logger } from '../adapters/logger.ts';
+import { OpenKeyError } from '../core/errors.ts';
+import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
+import type { RunningServer } from './connect.ts';
+import { ERROR_CODE_HEADER } from './error-map.ts';
+import { invoke, newMeta, type TransportLimits } from './invoke.ts';
+
+export interface GrpcServerOptions {
+  readonly rpc: ApplianceRpc;
+  readonly logger: Logger;
+  readonly limits: TransportLimits;
+}
+
+// Each entry receives the request message decoded by definitionFor() for the same method.
+type Impl = Record<string, (req: never, meta: CallMeta) => Promise<unknown>>;
+
+/**
+ * grpc-js answers INTERNAL when a deserializer throws; a request that is not valid protobuf is the
+ * caller's fault, so the deserializer returns this marker and the handler answers MALFORMED_REQUEST.
+ */
+const MALFORMED: unique symbol = Symbol('malformed request');
+
+/** A grpc-js service definition for a generated protobuf-es service descriptor. */
+function definitionFor(service: DescService): grpc.ServiceDefinition {
+  // The request side may carry the MALFORMED marker instead of a message.
+  const def: Record<string, grpc.MethodDefinition<MessageShape<DescMessage> | typeof MALFORMED, MessageShape<DescMessage>>> = {};
+  for (const m of service.methods) {
+    if (m.methodKind !== 'unary') continue;
+    const input: DescMessage = m.input;
+    const output: DescMessage = m.output;
+    def[m.localName] = {
+      path: `/${service.typeName}/${m.name}`,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: (v: MessageShape<DescMessage> | typeof MALFORMED) => Buffer.from(v === MALFORMED ? new Uint8Array(0) : toBinary(input, v)),
+      requestDeserialize: (b: Buffer): MessageShape<DescMessage> | typeof MALFORMED => {
+        try {
+          return fromBinary(input, b);
+        } catch {
+          return MALFORMED;
+        }
+      },
+      responseSerialize: (v: MessageShape<DescMessage>) => Buffer.from(toBinary(output, v)),
+      responseDeserialize: (b: Buffer) => fromBinary(output, b),
+    };
+  }
+  return def;
+}
+
+export function grpcImplementation(
+  service: DescService,
+  impl: Impl,
+  o: GrpcServerOptions,
+): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const m of service.methods) {
+    const fn = impl[m.localName];
+    if (fn === undefined) continue;
+    const path = `/${service.typeName}/${m.name}`;
+    const handler: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
+      const stampValues = call.metadata.get(STAMP_HEADER);
+      const first = stampValues[0];
+      const meta = newMeta(typeof first === 'string' ? first : undefined);
+      const request = call.request;
+      const run = () =>
+        request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, meta);
+      void invoke(path, meta, o.limits, o.logger, run).then((res) => {
+        if (res.ok) {
+          callback(null, res.value);
+          return;
+        }
+        const md = new grpc.Metadata();
+        md.set(ERROR_CODE_HEADER, res.error.code);
+        callback({ code: res.error.status, details: res.error.message, metadata: md }, null);
+      });
+    };
+    out[m.localName] = handler;
+  }
+  return out;
+}
+
+export async function startGrpcServer(o: GrpcServerOptions, host: string, port: number): Promise<RunningServer> {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': o.limits.maxRequestBytes,
+    'grpc.max_send_message_length': o.limits.maxResponseBytes,
+    'grpc.max_concurrent_streams': 256,
+    'grpc.keepalive_time_ms': 60_000,
+  });
+  const rpc = o.rpc;
+  server.addService(
+    definitionFor(KeyService),
+    grpcImplementation(KeyService, {
+      sealKey: (r, m) => rpc.sealKey(r, m),
+      getKey: (r, m) => rpc.getKey(r, m),
+      listKeys: (r, m) => rpc.listKeys(r, m),
+      getImportKey: (r, m) => rpc.getImportKey(r, m),
+    }, o),
+  );
+  server.addService(
+    definitionFor(SignService),
+    grpcImplementation(SignService, { sign: (r, m) => rpc.sign(r, m), signBatch: (r, m) => rpc.signBatch(r, m) }, o),
+  );
+  server.addService(
+    definitionFor(PrincipalService),
+    grpcImplementation(PrincipalService, {
+      createPrincipal: (r, m) => rpc.createPrincipal(r, m),
+      whoAmI: (r, m) => rpc.whoAmI(r, m),
+    }, o),
+  );
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    port: bound,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Drain in-flight calls; force after the call timeout.
+        const force = setTimeout(() => server.forceShutdown(), o.limits.callTimeoutMs);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      }),
+  };
+}

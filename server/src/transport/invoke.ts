@@ -1,0 +1,87 @@
+// What every transport does around a call, in one place: a request id, a server-side deadline,
+// mapping of failures to wire errors, and one log line per failed call (code, method, request id;
+// never the request body or stamp).
+
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../adapters/logger.ts';
+import { OpenKeyError } from '../core/errors.ts';
+import type { CallMeta } from '../service/rpc.ts';
+import { toWireError, type WireError } from './error-map.ts';
+
+export interface TransportLimits {
+  /** Largest accepted request message, bytes. */
+  readonly maxRequestBytes: number;
+  /** Largest response message, bytes. */
+  readonly maxResponseBytes: number;
+  /** Server-side deadline for one call, milliseconds. */
+  readonly callTimeoutMs: number;
+}
+
+export const DEFAULT_LIMITS: TransportLimits = {
+  maxRequestBytes: 1024 * 1024,
+  maxResponseBytes: 4 * 1024 * 1024,
+  callTimeoutMs: 10_000,
+};
+
+/** Counts calls in progress so a shutdown can wait for them to finish. */
+export class InFlight {
+  private active = 0;
+  private waiters: (() => void)[] = [];
+
+  get count(): number {
+    return this.active;
+  }
+
+  enter(): void {
+    this.active++;
+  }
+
+  leave(): void {
+    this.active--;
+    if (this.active === 0) for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves when no call is in progress, or after `timeoutMs`, whichever comes first. */
+  idle(timeoutMs: number): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
+
+export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WireError };
+
+export function newMeta(stamp: string | undefined): CallMeta {
+  return { stamp, requestId: randomUUID() };
+}
+
+export async function invoke<T>(
+  method: string,
+  meta: CallMeta,
+  limits: TransportLimits,
+  logger: Logger,
+  fn: () => Promise<T>,
+  inFlight?: InFlight,
+): Promise<Outcome<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  inFlight?.enter();
+  try {
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new OpenKeyError('DEADLINE_EXCEEDED')), limits.callTimeoutMs);
+    });
+    return { ok: true, value: await Promise.race([fn(), deadline]) };
+  } catch (e) {
+    const error = toWireError(e);
+    if (error.unexpected) logger.error({ requestId: meta.requestId, method, err: e }, 'internal error');
+    else logger.info({ requestId: meta.requestId, method, code: error.code }, 'call rejected');
+    return { ok: false, error };
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    inFlight?.leave();
+  }
+}
