@@ -2,3 +2,4 @@
 export { createOpenKeyClient, createTransport, openKeyErrorCode, type OpenKeyClient, type OpenKeyClientOptions, type WireProtocol } from './client.ts';
 export { credentialsFromPrivateKey, generateCredentials, loadCredentials, saveCredentials, type Credentials } from './credentials.ts';
 export { requestDigest, stampFor, stampingInterceptor, STAMP_HEADER } from './stamper.ts';
+export { encryptKeyForImport, type EncryptedImport } from './key-import.ts';

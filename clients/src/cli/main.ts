@@ -12,6 +12,7 @@ import { PrincipalKeyAlgorithm, PrincipalService } from '../../../proto/gen/open
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { createOpenKeyClient, openKeyErrorCode, type WireProtocol } from '../client.ts';
 import { generateCredentials, loadCredentials, saveCredentials, type Credentials } from '../credentials.ts';
+import { encryptKeyForImport } from '../key-import.ts';
 import { stampFor } from '../stamper.ts';
 import { keyInfoJson, principalJson, hex, fromHexArg } from './format.ts';
 
@@ -21,6 +22,8 @@ const USAGE = `usage: openkey <command> [options]
   principal register [--name NAME]              register it with the appliance
   whoami                                         show the authenticated principal
   key create [--algorithm secp256k1|ed25519] [--label L] [--allow-raw-digest]
+  key import --private-key-file FILE [--algorithm secp256k1|ed25519] [--label L]
+                                                 import a hex private key, HPKE-encrypted to the appliance
   key get KEY_ID
   key list [--page-size N] [--page-token T]
   sign personal --key KEY_ID (--message TEXT | --message-hex HEX)
@@ -62,6 +65,7 @@ async function run(argv: string[]): Promise<unknown> {
       digest: { type: 'string' },
       'page-size': { type: 'string' },
       'page-token': { type: 'string' },
+      'private-key-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -115,6 +119,23 @@ async function run(argv: string[]): Promise<unknown> {
         algorithm: alg === 'secp256k1' ? KeyAlgorithm.SECP256K1 : KeyAlgorithm.ED25519,
         label: values.label ?? '',
         allowRawDigestSigning: values['allow-raw-digest'] ?? false,
+      });
+      return res.key ? keyInfoJson(res.key) : {};
+    }
+    case 'key import': {
+      const alg = values.algorithm ?? 'secp256k1';
+      if (alg !== 'secp256k1' && alg !== 'ed25519') throw new UsageError('--algorithm must be secp256k1 or ed25519');
+      const file = values['private-key-file'] ?? usage('--private-key-file is required');
+      const secret = fromHexArg(readFileSync(file, 'utf8').trim(), file);
+      const c = creds();
+      const cl = client(c);
+      const { publicKey: importPublicKey } = await cl.keys.getImportKey({});
+      const imp = await encryptKeyForImport({ importPublicKey, secret, algorithm: alg, principalId: c.principalId });
+      secret.fill(0);
+      const res = await cl.keys.sealKey({
+        algorithm: alg === 'secp256k1' ? KeyAlgorithm.SECP256K1 : KeyAlgorithm.ED25519,
+        label: values.label ?? '',
+        import: imp,
       });
       return res.key ? keyInfoJson(res.key) : {};
     }

@@ -3,7 +3,8 @@
 // owner; for anyone else it does not exist (KEY_NOT_FOUND either way).
 
 import type { Authenticated } from './auth.ts';
-import { equalBytes, utf8, zeroize } from './bytes.ts';
+import { importAad } from '../../../proto/protocol/key-import.ts';
+import { equalBytes, zeroize } from './bytes.ts';
 import { OpenKeyError } from './errors.ts';
 import { checkKeyId, newKeyId } from './ids.ts';
 import type { Clock, KeyAlgorithm, KeyRecord, PrincipalRecord, Random, Store } from './ports.ts';
@@ -11,12 +12,7 @@ import type { Clock, KeyAlgorithm, KeyRecord, PrincipalRecord, Random, Store } f
 export const MAX_LABEL_LENGTH = 128;
 export const MAX_PAGE_SIZE = 500;
 export const DEFAULT_PAGE_SIZE = 100;
-export const IMPORT_INFO = 'openkey/v1/key-import';
-
-/** The AAD an importer must use: it binds the algorithm and the importing principal. */
-export function importAad(algorithm: KeyAlgorithm, principalId: string): Uint8Array {
-  return utf8(`${IMPORT_INFO}:${algorithm}:${principalId}`);
-}
+export { IMPORT_INFO, importAad } from '../../../proto/protocol/key-import.ts';
 
 /** Algorithm-specific key math (core/key-material.ts). */
 export interface KeyMaterial {

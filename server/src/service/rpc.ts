@@ -42,6 +42,7 @@ import {
   type SignRequest,
   type SignResponse,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { IMPORT_SUITE } from '../../../proto/protocol/key-import.ts';
 import type { Authenticator, AuthRequest } from '../core/auth.ts';
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
@@ -65,7 +66,6 @@ export interface ApplianceCore {
   readonly receipts: ReceiptSigner;
 }
 
-const IMPORT_SUITE = 'DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM';
 
 export const METHODS = {
   sealKey: '/openkey.v1.KeyService/SealKey',

@@ -1,0 +1,11 @@
+// Encrypted key import: the caller encrypts a 32-byte private key to the appliance's X25519 import
+// key with HPKE base mode (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), with
+// this info string and an AAD naming the algorithm and the importing principal, so a captured
+// ciphertext cannot be imported under another principal or as another key type.
+
+export const IMPORT_INFO = 'openkey/v1/key-import';
+export const IMPORT_SUITE = 'DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/AES-256-GCM';
+
+export function importAad(algorithm: 'secp256k1' | 'ed25519', principalId: string): Uint8Array {
+  return new TextEncoder().encode(`${IMPORT_INFO}:${algorithm}:${principalId}`);
+}
