@@ -3,3 +3,18 @@ export { createOpenKeyClient, createTransport, openKeyErrorCode, type OpenKeyCli
 export { credentialsFromPrivateKey, generateCredentials, loadCredentials, saveCredentials, type Credentials } from './credentials.ts';
 export { requestDigest, stampFor, stampingInterceptor, STAMP_HEADER } from './stamper.ts';
 export { encryptKeyForImport, type EncryptedImport } from './key-import.ts';
+export {
+  AttestationError,
+  RECEIPT_ERROR_CODES,
+  ReceiptError,
+  attestAppliance,
+  checkReceipt,
+  createVerifiedClient,
+  receiptInterceptor,
+  type AttestOptions,
+  type AttestedAppliance,
+  type ReceiptCheckOptions,
+  type ReceiptErrorCode,
+  type VerifiedClient,
+} from './attested.ts';
+export { PolicyError, parsePolicy, type PolicyWithoutNonce } from './policy.ts';

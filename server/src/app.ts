@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { createDstackTee } from './adapters/dstack-tee.ts';
 import { openLevelStore } from './adapters/level-store.ts';
 import { createLogger, type Logger } from './adapters/logger.ts';
-import { deriveApplianceSecrets } from './core/appliance-keys.ts';
+import { importKeyStatement } from '../../proto/protocol/key-import.ts';
+import { deriveApplianceSecrets, IDENTITY_KEY_PURPOSE } from './core/appliance-keys.ts';
+import { AttestationService, type CollateralProvider } from './core/attestation.ts';
+import { pcsCollateral, writeDevPolicy } from './attestation-setup.ts';
 import { Authenticator } from './core/auth.ts';
 import { zeroize } from './core/bytes.ts';
 import { UnsealedKeyCache } from './core/key-cache.ts';
@@ -69,13 +72,20 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
   try {
     // TEE: the embedded simulator in development, the dstack guest agent in production.
     let endpoint: string;
+    let collateral: CollateralProvider | undefined;
+    let sim: RunningSimulator | undefined;
     if (config.tee.kind === 'simulator') {
-      const sim: RunningSimulator = await startSimulator({ socketPath: join(config.tee.dir, 'dstack.sock'), seed: simulatorSeed(config.tee.dir) });
-      cleanups.push(() => sim.close());
-      endpoint = sim.socketPath ?? '';
-      logger.warn({ appId: sim.appId }, 'development mode: keys are sealed by the embedded dstack simulator, not a TEE');
+      const running = await startSimulator({ socketPath: join(config.tee.dir, 'dstack.sock'), seed: simulatorSeed(config.tee.dir) });
+      sim = running;
+      cleanups.push(() => running.close());
+      endpoint = running.socketPath ?? '';
+      // Mock collateral, signed under the simulator's mock root: only a client that explicitly
+      // trusts that root accepts it.
+      collateral = { forQuote: () => Promise.resolve(JSON.stringify(running.collateral())) };
+      logger.warn({ appId: running.appId }, 'development mode: keys are sealed by the embedded dstack simulator, not a TEE');
     } else {
       endpoint = config.tee.endpoint;
+      if (config.pccsUrl !== undefined) collateral = pcsCollateral(config.pccsUrl, logger);
     }
     const tee = createDstackTee({ endpoint });
     const secrets = await deriveApplianceSecrets(tee, config.sealingVersion);
@@ -87,11 +97,22 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
 
     const crypto = createApplianceCrypto();
     logger.info({ secp256k1: crypto.secp256k1Backend }, 'crypto backends');
-    const identity = crypto.material.usable('ed25519', secrets.identity.key);
     const identityPublicKey = crypto.material.publicKey('ed25519', secrets.identity.key);
+    const identity = crypto.material.usable('ed25519', secrets.identity.key);
     zeroize(secrets.identity.key);
     const importOpener = crypto.importOpener(secrets.importKey.key);
     zeroize(secrets.importKey.key);
+    const attestation = new AttestationService({
+      tee,
+      identity: {
+        publicKey: identityPublicKey,
+        signatureChain: secrets.identity.signatureChain,
+        purpose: IDENTITY_KEY_PURPOSE,
+        importPublicKey: importOpener.publicKey,
+        importKeySignature: identity.sign(importKeyStatement(importOpener.publicKey)),
+      },
+      ...(collateral ? { collateral } : {}),
+    });
 
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     const store: Store = await openLevelStore(join(config.dataDir, 'store'));
@@ -123,7 +144,8 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     const signing = new SignService({ store, keys, cache, hash: crypto.hasher });
     const receipts = new ReceiptSigner(identity, clock);
     cleanups.push(() => identity.destroy());
-    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts });
+    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation });
+    if (sim !== undefined) await writeDevPolicy(config.tee.kind === 'simulator' ? config.tee.dir : '', sim, attestation, logger);
 
     const limits = { maxRequestBytes: config.maxRequestBytes, maxResponseBytes: 4 * config.maxRequestBytes, callTimeoutMs: config.callTimeoutMs };
     const connect: RunningServer = await startConnectServer({ rpc, logger, limits }, config.host, config.connectPort);

@@ -30,6 +30,8 @@ export interface Config {
   readonly keyCacheEntries: number;
   readonly keyCacheTtlMs: number;
   readonly maxRequestBytes: number;
+  /** PCCS or Intel PCS base URL for collateral shipped with Attest (production; optional). */
+  readonly pccsUrl: string | undefined;
   readonly callTimeoutMs: number;
 }
 
@@ -89,6 +91,7 @@ export function loadConfig(env: Env = process.env): Config {
     sealingVersion: int(env, 'OPENKEY_SEALING_VERSION', 1, 1, 1000),
     keyCacheEntries: int(env, 'OPENKEY_KEY_CACHE_ENTRIES', 1024, 0, 1_000_000),
     keyCacheTtlMs: int(env, 'OPENKEY_KEY_CACHE_TTL_MS', 300_000, 0, 86_400_000),
+    pccsUrl: env['OPENKEY_PCCS_URL'] || undefined,
     maxRequestBytes: int(env, 'OPENKEY_MAX_REQUEST_BYTES', 1024 * 1024, 1024, 16 * 1024 * 1024),
     callTimeoutMs: int(env, 'OPENKEY_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
   };

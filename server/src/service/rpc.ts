@@ -43,12 +43,14 @@ import {
   type SignResponse,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { IMPORT_SUITE } from '../../../proto/protocol/key-import.ts';
+import type { AttestRequest, AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
+import type { AttestationService } from '../core/attestation.ts';
 import type { Authenticator, AuthRequest } from '../core/auth.ts';
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
 import type { SignService } from '../core/signing.ts';
-import { keyAlgorithmFromWire, keyToWire, principalAlgorithmFromWire, principalToWire, receiptToWire, signItemFromWire } from './wire.ts';
+import { evidenceToWire, keyAlgorithmFromWire, keyToWire, principalAlgorithmFromWire, principalToWire, receiptToWire, signItemFromWire } from './wire.ts';
 
 /** What a transport knows about a call. */
 export interface CallMeta {
@@ -59,6 +61,7 @@ export interface CallMeta {
 }
 
 export interface ApplianceCore {
+  readonly attestation: AttestationService;
   readonly auth: Authenticator;
   readonly principals: PrincipalService;
   readonly keys: KeyService;
@@ -76,6 +79,7 @@ export const METHODS = {
   signBatch: '/openkey.v1.SignService/SignBatch',
   createPrincipal: '/openkey.v1.PrincipalService/CreatePrincipal',
   whoAmI: '/openkey.v1.PrincipalService/WhoAmI',
+  attest: '/openkey.v1.AttestService/Attest',
 } as const;
 
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
@@ -150,6 +154,11 @@ export class ApplianceRpc {
   async whoAmI(req: WhoAmIRequest, meta: CallMeta): Promise<WhoAmIResponse> {
     const principal = await this.core.principals.whoAmI(authRequest(METHODS.whoAmI, messageDigest(WhoAmIRequestSchema, req), meta));
     return create(WhoAmIResponseSchema, { principal: principalToWire(principal) });
+  }
+
+  /** Unauthenticated: evidence is public, and bound to the caller's nonce. */
+  async attest(req: AttestRequest, _meta: CallMeta): Promise<AttestResponse> {
+    return evidenceToWire(await this.core.attestation.attest(req.nonce));
   }
 
   /** Receipt over the response as it stands (receipt field unset). */

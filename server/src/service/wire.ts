@@ -11,6 +11,8 @@ import {
   type Principal,
 } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import type { SignPayload as WireSignPayload, SignRequest } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { AppInfoSchema, AttestResponseSchema, type AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
+import type { AttestationEvidence } from '../core/attestation.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { KeyView } from '../core/keys.ts';
 import type { KeyAlgorithm, PrincipalAlgorithm, PrincipalRecord } from '../core/ports.ts';
@@ -103,4 +105,28 @@ function payloadFromWire(p: WireSignPayload): SignPayload | undefined {
     case undefined:
       return undefined;
   }
+}
+
+export function evidenceToWire(e: AttestationEvidence): AttestResponse {
+  const a = e.appInfo;
+  return create(AttestResponseSchema, {
+    quote: e.quote,
+    eventLog: e.eventLog,
+    appInfo: create(AppInfoSchema, {
+      appId: a.appId,
+      instanceId: a.instanceId,
+      composeHash: a.composeHash,
+      osImageHash: a.osImageHash,
+      keyProviderInfo: a.keyProviderInfo,
+      appName: a.appName,
+      deviceId: a.deviceId,
+      vmConfig: e.vmConfig,
+    }),
+    identityPublicKey: e.identity.publicKey,
+    identitySignatureChain: [...e.identity.signatureChain],
+    identityKeyPurpose: e.identity.purpose,
+    collateralJson: e.collateralJson,
+    importPublicKey: e.identity.importPublicKey,
+    importKeySignature: e.identity.importKeySignature,
+  });
 }

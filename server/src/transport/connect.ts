@@ -8,6 +8,7 @@ import { connectNodeAdapter } from '@connectrpc/connect-node';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
@@ -55,6 +56,9 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (ro
     router.service(PrincipalService, {
       createPrincipal: (req, ctx) => call(METHODS.createPrincipal, ctx, (m) => rpc.createPrincipal(req, m)),
       whoAmI: (req, ctx) => call(METHODS.whoAmI, ctx, (m) => rpc.whoAmI(req, m)),
+    });
+    router.service(AttestService, {
+      attest: (req, ctx) => call(METHODS.attest, ctx, (m) => rpc.attest(req, m)),
     });
     o.extraRoutes?.(router, call);
   };

@@ -5,6 +5,7 @@
 
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
+import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
@@ -118,6 +119,7 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
       whoAmI: (r, m) => rpc.whoAmI(r, m),
     }, o),
   );
+  server.addService(definitionFor(AttestService), grpcImplementation(AttestService, { attest: (r, m) => rpc.attest(r, m) }, o));
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

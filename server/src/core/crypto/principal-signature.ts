@@ -41,10 +41,15 @@ export function validatePrincipalPublicKey(algorithm: PrincipalAlgorithm, public
   throw new OpenKeyError('UNSUPPORTED_ALGORITHM', 'principal algorithm must be ed25519 or p256');
 }
 
+/**
+ * A KeyObject for a stored principal key. Keys were checked by validatePrincipalPublicKey when they
+ * were registered, so this only decodes: the Ed25519 prime-order check costs ~1.5 ms in JS and
+ * would make every cache miss expensive. OpenSSL still decodes the point when verifying.
+ */
 function keyObjectFor(algorithm: PrincipalAlgorithm, publicKey: Uint8Array): KeyObject {
-  if (algorithm === 'ed25519') return ed25519PublicKeyObject(validatePrincipalPublicKey('ed25519', publicKey));
-  const compressed = validatePrincipalPublicKey('p256', publicKey);
-  const uncompressed = p256.Point.fromHex(compressed).toRawBytes(false);
+  if (algorithm === 'ed25519') return ed25519PublicKeyObject(publicKey);
+  if (publicKey.length !== 33 && publicKey.length !== 65) throw new OpenKeyError('INVALID_PUBLIC_KEY', 'P-256 key must be 33 or 65 bytes');
+  const uncompressed = p256.Point.fromHex(publicKey).toRawBytes(false); // throws off the curve
   return createPublicKey({ key: Buffer.concat([P256_SPKI_PREFIX, uncompressed]), format: 'der', type: 'spki' });
 }
 
@@ -57,7 +62,8 @@ export interface PrincipalVerifier {
   /**
    * True iff `signature` is a valid signature over `message` by `publicKey`. Never throws: a
    * malformed key or signature is simply not valid. For p256 the message is hashed with SHA-256
-   * here; high-S signatures are accepted (see below).
+   * here; high-S signatures are accepted (see below). `publicKey` is a registered key, already
+   * checked by validatePrincipalPublicKey; verification does not repeat the costly checks.
    */
   verify(algorithm: PrincipalAlgorithm, publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean;
   /** Number of cached KeyObjects (for metrics and tests). */

@@ -141,9 +141,14 @@ describe('KeyObject cache', () => {
       for (const seed of keys) expect(v.verify('ed25519', ed25519.getPublicKey(seed), msg, ed25519.sign(msg, seed))).toBe(true);
       expect(v.cachedKeys).toBeLessThanOrEqual(2);
     }
-    // Invalid keys are never cached.
-    const before = v.cachedKeys;
-    expect(v.verify('ed25519', new Uint8Array(32), msg, new Uint8Array(64))).toBe(false);
-    expect(v.cachedKeys).toBe(before);
+  });
+
+  it('keys that do not decode are never cached', () => {
+    const v = createPrincipalVerifier();
+    const offCurve = new Uint8Array(65).fill(1);
+    offCurve[0] = 4;
+    expect(v.verify('p256', offCurve, new Uint8Array(1), new Uint8Array(64).fill(1))).toBe(false);
+    expect(v.verify('ed25519', new Uint8Array(31), new Uint8Array(1), new Uint8Array(64).fill(1))).toBe(false);
+    expect(v.cachedKeys).toBe(0);
   });
 });
