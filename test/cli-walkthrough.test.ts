@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyMessage, verifyTypedData, type Hex } from 'viem';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
@@ -54,6 +54,24 @@ describe('CLI walk-through from the README', () => {
 
     const list = await openkey('key', 'list');
     expect((list['keys'] as unknown[]).length).toBe(1);
+  });
+
+  it('openkey verify prints the verdict for the dev policy, and fails for a wrong one', async () => {
+    const policyFile = join(app.dataDir, 'simulator', 'dev-policy.json');
+    const { stdout } = await run(tsx, [cli, 'verify', '--policy', policyFile, '--url', app.connectUrl], { cwd: root });
+    expect(stdout).toMatch(/^VERIFIED/);
+    expect(stdout).toMatch(/TCB status\s+UpToDate/);
+    expect(stdout).toMatch(/key provider\s+openkey-dev-simulator/);
+    const bad = JSON.parse(readFileSync(policyFile, 'utf8')) as Record<string, unknown>;
+    bad['composeHashes'] = ['00'.repeat(32)];
+    const badFile = join(dir, 'bad-policy.json');
+    writeFileSync(badFile, JSON.stringify(bad));
+    const failed = await run(tsx, [cli, 'verify', '--policy', badFile, '--url', app.connectUrl], { cwd: root }).then(
+      () => undefined,
+      (e: { code?: number; stderr?: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/COMPOSE_HASH/);
   });
 
   it('a printed stamp lets plain HTTP (curl-style) Connect JSON calls through, once', async () => {

@@ -10,11 +10,14 @@ import { KeyAlgorithm } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalKeyAlgorithm, PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
-import { createOpenKeyClient, openKeyErrorCode, type WireProtocol } from '../client.ts';
+import { parseCollateral } from '@openkey/verifier';
+import { attestAppliance } from '../attested.ts';
+import { createOpenKeyClient, createTransport, openKeyErrorCode, type WireProtocol } from '../client.ts';
+import { parsePolicy } from '../policy.ts';
 import { generateCredentials, loadCredentials, saveCredentials, type Credentials } from '../credentials.ts';
 import { encryptKeyForImport } from '../key-import.ts';
 import { stampFor } from '../stamper.ts';
-import { keyInfoJson, principalJson, hex, fromHexArg } from './format.ts';
+import { formatVerdict, keyInfoJson, principalJson, hex, fromHexArg } from './format.ts';
 
 const USAGE = `usage: openkey <command> [options]
 
@@ -31,6 +34,7 @@ const USAGE = `usage: openkey <command> [options]
   sign digest --key KEY_ID --digest HEX32
   sign ed25519 --key KEY_ID (--message TEXT | --message-hex HEX)
   stamp SERVICE/METHOD 'JSON'                    print an openkey-stamp header for curl/grpcurl
+  verify --policy POLICY.json [--collateral FILE]  attest the appliance and print the verdict
 
 global options:
   --url URL              appliance Connect URL (env OPENKEY_URL, default http://127.0.0.1:8080)
@@ -66,6 +70,8 @@ async function run(argv: string[]): Promise<unknown> {
       'page-size': { type: 'string' },
       'page-token': { type: 'string' },
       'private-key-file': { type: 'string' },
+      policy: { type: 'string' },
+      collateral: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -90,7 +96,7 @@ async function run(argv: string[]): Promise<unknown> {
     return values.key;
   };
 
-  const command = cmd === 'stamp' || cmd === 'whoami' ? cmd : `${cmd} ${sub ?? ''}`.trim();
+  const command = cmd === 'stamp' || cmd === 'whoami' || cmd === 'verify' ? cmd : `${cmd} ${sub ?? ''}`.trim();
   switch (command) {
     case 'principal init': {
       const alg = values.algorithm ?? 'ed25519';
@@ -166,6 +172,14 @@ async function run(argv: string[]): Promise<unknown> {
       const res = await client(creds()).signing.sign({ keyId: keyId(), payload });
       return { keyId: res.keyId, signature: hex(res.signature), digest: res.digest.length ? hex(res.digest) : undefined };
     }
+    case 'verify': {
+      const policy = parsePolicy(readFileSync(values.policy ?? usage('--policy is required'), 'utf8'));
+      const collateral = values.collateral === undefined ? undefined : parseCollateral(readFileSync(values.collateral, 'utf8'));
+      const t = createTransport({ baseUrl, protocol });
+      const attested = await attestAppliance(t, policy, collateral === undefined ? {} : { collateral });
+      process.stdout.write(formatVerdict(attested));
+      return undefined;
+    }
     case 'stamp': {
       // openkey stamp SignService/Sign '{"keyId": "...", ...}'
       const [svcName, methodName] = (sub ?? '').split('/');
@@ -190,7 +204,7 @@ run(process.argv.slice(2)).then(
     if (out !== undefined) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   },
   (err: unknown) => {
-    const code = openKeyErrorCode(err);
+    const code = openKeyErrorCode(err) ?? (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string' ? err.code : undefined);
     if (err instanceof UsageError) process.stderr.write(`${err.message}\n\n${USAGE}`);
     else process.stderr.write(`error${code ? ` ${code}` : ''}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(err instanceof UsageError ? 2 : 1);
