@@ -3,7 +3,7 @@
 // Nothing fetched here is trusted: verifyQuote checks every signature, chain and window. `fetch` is
 // injected (default: the global one), so this runs in browsers and tests run without a network.
 
-import { fromHex, toHex } from '../bytes.ts';
+import { fromHex, fromUtf8, toHex } from '../bytes.ts';
 import { VerifierError, ensure, oneFailureChannelAsync } from '../errors.ts';
 import { parsePckExtension } from '../asn1/pck.ts';
 import { base64Decode } from '../asn1/pem.ts';
@@ -204,7 +204,7 @@ export function createPcsCollateralSource(options: PcsSourceOptions): Collateral
 
   async function signedJson(url: string, member: string, headerNames: readonly string[]): Promise<SignedJson> {
     const { body, headers } = await get(url);
-    const text = new TextDecoder('utf-8', { fatal: false }).decode(body);
+    const text = fromUtf8(body, 'COLLATERAL_MALFORMED');
     const raw = rawJsonMember(text, member);
     const parsed = JSON.parse(text) as unknown;
     const sig = typeof parsed === 'object' && parsed !== null ? (parsed as { signature?: unknown }).signature : undefined;

@@ -237,7 +237,7 @@ export function verifyQuote(quote: Uint8Array, collateral: QuoteCollateral, opti
       tcbInfo.nextUpdate,
       qeIdentity.nextUpdate,
       ...ctx.crls.map((crl) => crl.nextUpdate),
-      ...pckChain.map((cert) => cert.notAfter),
+      ...[...pckChain, ...tcbSigner, ...qeSigner].map((cert) => cert.notAfter),
       anchor.cert.notAfter,
     ];
     return {

@@ -38,10 +38,13 @@ function compressed(key: Uint8Array): Uint8Array {
 
 /** Verifies the chain and returns the recovered keys; throws KMS_SIGNATURE_INVALID / KMS_ROOT_MISMATCH. */
 export function verifyKmsSignatureChain(input: KmsChainInput): KmsChainResult {
+  ensure(input.kmsRootPublicKey instanceof Uint8Array, 'INVALID_ARGUMENT', 'kmsRootPublicKey');
+  ensure(input.publicKey instanceof Uint8Array && typeof input.purpose === 'string', 'INVALID_ARGUMENT', 'publicKey/purpose');
+  ensure(input.appId instanceof Uint8Array && input.appId.length === 20, 'INVALID_ARGUMENT', 'app id must be 20 bytes');
   const pinned = compressed(input.kmsRootPublicKey);
-  ensure(input.appId.length === 20, 'INVALID_ARGUMENT', 'app id must be 20 bytes');
-  ensure(input.signatureChain.length === 2, 'KMS_SIGNATURE_INVALID', 'expected two signatures');
-  const [appSig, kmsSig] = input.signatureChain as readonly [Uint8Array, Uint8Array];
+  const chain: readonly unknown[] = Array.isArray(input.signatureChain) ? input.signatureChain : [];
+  ensure(chain.length === 2, 'KMS_SIGNATURE_INVALID', 'expected two signatures');
+  const [appSig, kmsSig] = chain;
   ensure(appSig instanceof Uint8Array && kmsSig instanceof Uint8Array, 'KMS_SIGNATURE_INVALID');
   const appRoot = recoverSecp256k1(appSig, keccak_256(utf8(`${input.purpose}:${toHex(input.publicKey)}`)));
   ensure(appRoot !== undefined, 'KMS_SIGNATURE_INVALID', 'app key signature');
