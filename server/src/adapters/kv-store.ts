@@ -11,20 +11,49 @@
 //   o!<owner>!<keyId>              → empty; owner index for listKeys (UTF-8 byte order of key id)
 //   n!<principalId>!<nonce>        → consumed-nonce record {expiresAt}
 //   x!<expiresAt:16 hex>!<principalId>!<nonce> → empty; expiry index, so pruneNonces is a range scan
+//   c!<counter>                    → window counter {windowStart, count} (policy caps)
+//   b!<bucket>                     → token bucket {level, at, parameters} (policy rate limits)
+//   a!<seq:16 hex>                 → audit record (seq order = key order)
+//   m!audit-head                   → audit chain head {seq, hash}; absent = empty log
 //
-// Extending (audit append with hash chaining, counters/caps): add a `Change` variant in ports.ts and
-// a case in `plan`. A step reads through `Txn.get` (which sees the commit's own earlier writes, e.g.
-// the chain head another change in the same commit advanced) and stages puts; commits are serialized
-// per store, so read-check-write within a step is race-free, and it lands in the same batch.
+// Extending: add a `Change` variant in ports.ts and a case in `plan`. A step reads through `Txn.get`
+// (which sees the commit's own earlier writes, e.g. the chain head another change in the same commit
+// advanced) and stages puts; commits are serialized per store, so read-check-write within a step is
+// race-free (counters cannot lose an update, the chain cannot fork), and it lands in the same batch.
+// `commitEach` stages each group in its own layer over the batch, so groups fail independently but
+// share one durable write (group commit).
 
-import { OpenKeyError } from '../core/errors.ts';
-import type { Change, KeyRecord, ListPage, PrincipalRecord, Store } from '../core/ports.ts';
-import { decodeKey, decodePrincipal, encodeKey, encodeNonce, encodePrincipal, isStorableId, isTimestamp } from './record-codec.ts';
+import { AUDIT_GENESIS_HASH, chainAuditRecord, checkAuditEntry } from '../core/audit.ts';
+import { OpenKeyError, isOpenKeyError } from '../core/errors.ts';
+import type { AuditHead, AuditRecord, Change, KeyRecord, ListPage, PrincipalRecord, Store, TokenBucketState, WindowCounter } from '../core/ports.ts';
+import {
+  decodeAuditHead,
+  decodeAuditRecord,
+  decodeBucket,
+  decodeCounter,
+  decodeKey,
+  decodePrincipal,
+  encodeAuditHead,
+  encodeAuditRecord,
+  encodeBucket,
+  encodeCounter,
+  encodeKey,
+  encodeNonce,
+  encodePrincipal,
+  isBucketParams,
+  isCount,
+  isStorableId,
+  isTimestamp,
+} from './record-codec.ts';
 
 /** Largest `ListPage.limit` accepted. */
 export const MAX_PAGE_LIMIT = 1000;
-/** Largest number of changes in one commit. */
+/** Largest number of changes in one commit (in each group of `commitEach`). */
 export const MAX_CHANGES_PER_COMMIT = 1000;
+/** Largest number of groups in one `commitEach`. */
+export const MAX_GROUPS_PER_COMMIT = 1000;
+/** Most audit records one `readAudit` returns. */
+export const MAX_AUDIT_READ = 1000;
 const PRUNE_CHUNK = 500;
 const FORMAT_KEY = 'm!format';
 const FORMAT_VALUE = 'openkey-store/1';
@@ -62,6 +91,10 @@ const ownerIndexKey = (owner: string, keyId: string): string => `${ownerPrefix(o
 const nonceKey = (principalId: string, nonce: string): string => `n!${hex(principalId)}!${hex(nonce)}`;
 const expiryPart = (t: number): string => t.toString(16).padStart(16, '0');
 const expiryKey = (t: number, principalId: string, nonce: string): string => `x!${expiryPart(t)}!${hex(principalId)}!${hex(nonce)}`;
+const counterKey = (counter: string): string => `c!${hex(counter)}`;
+const bucketKey = (bucket: string): string => `b!${hex(bucket)}`;
+const auditKey = (seq: number): string => `a!${seq.toString(16).padStart(16, '0')}`;
+const AUDIT_HEAD_KEY = 'm!audit-head';
 /** The smallest key greater than every key that starts with `prefix` (prefixes end in '!'). */
 const prefixEnd = (prefix: string): string => `${prefix.slice(0, -1)}"`;
 
@@ -69,6 +102,10 @@ const HEX_ID_RE = /^(?:[0-9a-f]{2})+$/;
 const EXPIRY_KEY_RE = /^x!([0-9a-f]{16})!((?:[0-9a-f]{2})+)!((?:[0-9a-f]{2})+)$/;
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const EMPTY = new Uint8Array(0);
+
+function asOpenKeyError(e: unknown): OpenKeyError {
+  return isOpenKeyError(e) ? e : new OpenKeyError('INTERNAL', 'commit step failed', { cause: e });
+}
 
 function unhexId(h: string): string | undefined {
   if (!HEX_ID_RE.test(h)) return undefined;
@@ -89,18 +126,24 @@ export interface Txn {
   del(key: string): void;
 }
 
+/** Staged writes over a reader: the backend, or (commitEach) the batch staged so far. */
 class StagedTxn implements Txn {
-  readonly #backend: KvBackend;
+  readonly #base: Pick<KvBackend, 'get'>;
   readonly #staged = new Map<string, KvOp>();
 
-  constructor(backend: KvBackend) {
-    this.#backend = backend;
+  constructor(base: Pick<KvBackend, 'get'>) {
+    this.#base = base;
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     const op = this.#staged.get(key);
     if (op !== undefined) return op.type === 'put' ? op.value : undefined;
-    return this.#backend.get(key);
+    return this.#base.get(key);
+  }
+
+  /** Takes over a finished layer's writes (a group that succeeded). */
+  absorb(layer: StagedTxn): void {
+    for (const op of layer.ops()) this.#staged.set(op.key, op);
   }
 
   put(key: string, value: Uint8Array): void {
@@ -164,6 +207,69 @@ function plan(change: Change): Step {
         if ((await tx.get(key)) !== undefined) throw new OpenKeyError('STAMP_REPLAYED');
         tx.put(key, value);
         tx.put(expiryKey(expiresAt, principalId, nonce), EMPTY);
+      };
+    }
+    case 'incrementCounter': {
+      const { counter, windowStart, by, limit } = change;
+      if (!isStorableId(counter) || !isTimestamp(windowStart) || !isCount(by) || by < 1 || !isCount(limit)) {
+        throw new OpenKeyError('INTERNAL', 'incrementCounter: ill-formed counter, window, increment or limit');
+      }
+      const key = counterKey(counter);
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? undefined : decodeCounter(raw);
+        // A newer window starts from zero; an older one counts against the stored, newer window.
+        const window = current === undefined ? windowStart : Math.max(current.windowStart, windowStart);
+        const count = (current !== undefined && current.windowStart === window ? current.count : 0) + by;
+        if (count > limit) throw new OpenKeyError('CAP_EXCEEDED');
+        tx.put(key, encodeCounter({ windowStart: window, count }));
+      };
+    }
+    case 'takeTokens': {
+      const { bucket, now, tokens, capacity, refillTokens, refillPeriodMs } = change;
+      if (!isStorableId(bucket) || !isTimestamp(now) || !isCount(tokens) || tokens < 1 || !isBucketParams(capacity, refillTokens, refillPeriodMs)) {
+        throw new OpenKeyError('INTERNAL', 'takeTokens: ill-formed bucket, time, tokens or parameters');
+      }
+      const key = bucketKey(bucket);
+      // Units: one token = refillPeriodMs units; the bucket gains refillTokens units per ms. Exact.
+      const full = capacity * refillPeriodMs;
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? undefined : decodeBucket(raw);
+        let level = full;
+        let at = now;
+        if (
+          current !== undefined &&
+          current.capacity === capacity &&
+          current.refillTokens === refillTokens &&
+          current.refillPeriodMs === refillPeriodMs
+        ) {
+          level = current.level;
+          at = current.at;
+          // A clock behind the stored time (another replica, a late request) refills nothing.
+          if (now > at) {
+            const elapsed = now - at;
+            // Compare before multiplying, so elapsed × refillTokens stays below `full`.
+            level = elapsed >= Math.ceil((full - level) / refillTokens) ? full : level + elapsed * refillTokens;
+            at = now;
+          }
+        }
+        if (tokens > capacity || level < tokens * refillPeriodMs) throw new OpenKeyError('RATE_LIMITED');
+        const next: TokenBucketState = { level: level - tokens * refillPeriodMs, at, capacity, refillTokens, refillPeriodMs };
+        tx.put(key, encodeBucket(next));
+      };
+    }
+    case 'appendAudit': {
+      const entry = checkAuditEntry(change.entry);
+      return async (tx) => {
+        const raw = await tx.get(AUDIT_HEAD_KEY);
+        const head = raw === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : decodeAuditHead(raw);
+        const record = chainAuditRecord(entry, head);
+        const key = auditKey(record.seq);
+        // Never overwrite evidence: a record past the head means the head was rolled back on disk.
+        if ((await tx.get(key)) !== undefined) throw new OpenKeyError('INTERNAL', 'audit head is behind the stored records');
+        tx.put(key, encodeAuditRecord(record));
+        tx.put(AUDIT_HEAD_KEY, encodeAuditHead(record));
       };
     }
     default: {
@@ -268,6 +374,79 @@ export class KvStore implements Store {
       for (const step of steps) await step(tx); // the first failed condition aborts; nothing written
       await this.#backend.write(tx.ops());
     });
+  }
+
+  async commitEach(groups: readonly (readonly Change[])[]): Promise<(OpenKeyError | undefined)[]> {
+    this.#assertOpen();
+    if (!Array.isArray(groups)) throw new OpenKeyError('INTERNAL', 'commitEach: groups is not an array');
+    if (groups.length > MAX_GROUPS_PER_COMMIT) throw new OpenKeyError('INTERNAL', `commitEach: more than ${MAX_GROUPS_PER_COMMIT} groups`);
+    // Planned up front, like `commit`; an ill-formed group fails alone.
+    const planned = groups.map((changes): Step[] | OpenKeyError => {
+      try {
+        if (!Array.isArray(changes)) throw new OpenKeyError('INTERNAL', 'commitEach: a group is not an array');
+        if (changes.length > MAX_CHANGES_PER_COMMIT) throw new OpenKeyError('INTERNAL', `commitEach: a group of more than ${MAX_CHANGES_PER_COMMIT} changes`);
+        return changes.map(plan);
+      } catch (e) {
+        return asOpenKeyError(e);
+      }
+    });
+    return this.#serial.run(async () => {
+      const batch = new StagedTxn(this.#backend);
+      const results: (OpenKeyError | undefined)[] = [];
+      for (const steps of planned) {
+        if (!Array.isArray(steps)) {
+          results.push(steps);
+          continue;
+        }
+        const layer = new StagedTxn(batch);
+        try {
+          for (const step of steps) await step(layer);
+          batch.absorb(layer);
+          results.push(undefined);
+        } catch (e) {
+          results.push(asOpenKeyError(e)); // this group's layer is dropped; the others go on
+        }
+      }
+      await this.#backend.write(batch.ops());
+      return results;
+    });
+  }
+
+  async getCounter(counter: string): Promise<WindowCounter | undefined> {
+    this.#assertOpen();
+    if (!isStorableId(counter)) return undefined;
+    const raw = await this.#backend.get(counterKey(counter));
+    return raw === undefined ? undefined : decodeCounter(raw);
+  }
+
+  async getTokenBucket(bucket: string): Promise<TokenBucketState | undefined> {
+    this.#assertOpen();
+    if (!isStorableId(bucket)) return undefined;
+    const raw = await this.#backend.get(bucketKey(bucket));
+    return raw === undefined ? undefined : decodeBucket(raw);
+  }
+
+  async getAuditHead(): Promise<AuditHead> {
+    this.#assertOpen();
+    const raw = await this.#backend.get(AUDIT_HEAD_KEY);
+    return raw === undefined ? { seq: 0, hash: Uint8Array.from(AUDIT_GENESIS_HASH) } : decodeAuditHead(raw);
+  }
+
+  async readAudit(from: number, to: number): Promise<AuditRecord[]> {
+    this.#assertOpen();
+    if (!Number.isSafeInteger(from) || from < 1 || !Number.isSafeInteger(to) || to < from - 1 || to - from + 1 > MAX_AUDIT_READ) {
+      throw new OpenKeyError('INTERNAL', `readAudit: need 1 ≤ from ≤ to + 1 and at most ${MAX_AUDIT_READ} records`);
+    }
+    if (to < from) return [];
+    // Records are append-only, so the key scan and the reads that follow see the same records.
+    const keys = await this.#backend.keys({ gte: auditKey(from), lt: auditKey(to + 1), limit: to - from + 1 });
+    return Promise.all(
+      keys.map(async (k) => {
+        const raw = await this.#backend.get(k);
+        if (raw === undefined) throw new OpenKeyError('INTERNAL', 'audit record vanished while reading');
+        return decodeAuditRecord(raw);
+      }),
+    );
   }
 
   async pruneNonces(now: number): Promise<number> {

@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isOpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
 import { openLevelStore } from './level-store.ts';
-import { codeOf, keyRecord, nonce, principal, storeContract } from './store.contract.ts';
+import { append, auditEntry, codeOf, expectChain, increment, keyRecord, nonce, principal, storeContract, take } from './store.contract.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'openkey-level-'));
 let dirs = 0;
@@ -57,6 +57,20 @@ describe('LevelDB store', () => {
     expect(await store.getKey('key_2')).toEqual(k2);
     expect(await store.listKeys('svc_a', { limit: 10 })).toEqual([k1, k2]);
     expect(await codeOf(store.commit([nonce('svc_a', 'n1')]))).toBe('STAMP_REPLAYED');
+  });
+
+  it('keeps counters, token buckets and the audit chain across close and reopen', async () => {
+    const p = { capacity: 2, refillTokens: 1, refillPeriodMs: 60_000 };
+    const s1 = await openLevelStore(dir);
+    await s1.commit([increment('cap', 0, 3), increment('cap', 0, 3), take('rate', 100, p, 2), append(auditEntry(1)), append(auditEntry(2))]);
+    await s1.close();
+    store = await openLevelStore(dir);
+    expect(await store.getCounter('cap')).toEqual({ windowStart: 0, count: 2 });
+    await store.commit([increment('cap', 0, 3)]);
+    expect(await codeOf(store.commit([increment('cap', 0, 3)]))).toBe('CAP_EXCEEDED');
+    expect(await codeOf(store.commit([take('rate', 200, p)]))).toBe('RATE_LIMITED');
+    await store.commit([append(auditEntry(3))]);
+    expectChain(await store.readAudit(1, 10), 3);
   });
 
   it('opening a directory held by another open store fails cleanly; it opens once released', async () => {
@@ -185,6 +199,42 @@ describe('LevelDB store', () => {
       store = await openLevelStore(dir);
       expect(await codeOf(store.getPrincipal('svc_a'))).toBe('INTERNAL');
       expect(await codeOf(store.commit([{ kind: 'createPrincipal', principal: principal('svc_a') }]))).toBe('PRINCIPAL_EXISTS');
+    });
+
+    it('a corrupt counter or bucket is INTERNAL for its reads and its changes, nothing else', async () => {
+      const p = { capacity: 2, refillTokens: 1, refillPeriodMs: 1_000 };
+      const s = await openLevelStore(dir);
+      await s.commit([increment('cap', 0, 5), take('rate', 0, p)]);
+      await s.close();
+      await withRaw(dir, async (db) => {
+        const [c] = await rawKeys(db, 'c!');
+        const [b] = await rawKeys(db, 'b!');
+        await db.put(c ?? '', bytes('{"v":1,"windowStart":0,"count":-4}'));
+        await db.put(b ?? '', bytes(`{"v":1,"level":999999,"at":0,"capacity":2,"refillTokens":1,"refillPeriodMs":1000}`));
+      });
+      store = await openLevelStore(dir);
+      expect(await codeOf(store.getCounter('cap'))).toBe('INTERNAL');
+      expect(await codeOf(store.commit([increment('cap', 0, 5)]))).toBe('INTERNAL');
+      expect(await codeOf(store.getTokenBucket('rate'))).toBe('INTERNAL');
+      expect(await codeOf(store.commit([take('rate', 0, p)]))).toBe('INTERNAL');
+      await store.commit([increment('other', 0, 5), nonce('svc_a', 'n')]);
+    });
+
+    it('an audit head rolled back on disk never lets an append overwrite a stored record', async () => {
+      const s = await openLevelStore(dir);
+      await s.commit([append(auditEntry(1)), append(auditEntry(2)), append(auditEntry(3))]);
+      const [, second] = await s.readAudit(1, 3);
+      await s.close();
+      await withRaw(dir, (db) => db.put('m!audit-head', bytes(JSON.stringify({ v: 1, seq: 2, hash: Buffer.from(second?.hash ?? []).toString('base64') }))));
+      store = await openLevelStore(dir);
+      expect(await codeOf(store.commit([append(auditEntry(4)), nonce('svc_a', 'n')]))).toBe('INTERNAL');
+      expectChain(await store.readAudit(1, 3), 3); // record 3 is still the original
+      await store.close();
+      store = undefined;
+      await withRaw(dir, (db) => db.put('m!audit-head', bytes('{"v":1,"seq":0}')));
+      store = await openLevelStore(dir);
+      expect(await codeOf(store.getAuditHead())).toBe('INTERNAL');
+      expect(await codeOf(store.commit([append(auditEntry(4))]))).toBe('INTERNAL');
     });
 
     it('a corrupt nonce expiry index entry makes pruneNonces fail with INTERNAL, nothing else', async () => {

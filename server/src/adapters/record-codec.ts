@@ -3,8 +3,27 @@
 // rules as encoding, and throws a clean OpenKeyError: SEALED_KEY_CORRUPT for a key record (it is
 // the sealed key's container), INTERNAL for any other record. Encoding invalid records is INTERNAL.
 
+import {
+  isAuditDecision,
+  isAuditDigest,
+  isAuditHash,
+  isAuditId,
+  isAuditOperationName,
+  isAuditReasonCode,
+  isAuditSeq,
+} from '../core/audit.ts';
 import { OpenKeyError, type ErrorCode } from '../core/errors.ts';
-import type { KeyAlgorithm, KeyRecord, PrincipalAlgorithm, PrincipalRecord, PrincipalRole } from '../core/ports.ts';
+import type {
+  AuditHead,
+  AuditRecord,
+  KeyAlgorithm,
+  KeyRecord,
+  PrincipalAlgorithm,
+  PrincipalRecord,
+  PrincipalRole,
+  TokenBucketState,
+  WindowCounter,
+} from '../core/ports.ts';
 
 export const RECORD_FORMAT = 1;
 /** Bounds on stored fields (UTF-16 code units / bytes). The domain validates tighter rules first. */
@@ -18,6 +37,12 @@ const KEY_ALGORITHMS: readonly KeyAlgorithm[] = ['secp256k1', 'ed25519'];
 const PRINCIPAL_FIELDS = ['v', 'id', 'role', 'algorithm', 'publicKey', 'name', 'createdAt'] as const;
 const KEY_FIELDS = ['v', 'keyId', 'owner', 'algorithm', 'publicKey', 'label', 'rawDigestSigning', 'createdAt', 'sealed'] as const;
 const NONCE_FIELDS = ['v', 'expiresAt'] as const;
+const COUNTER_FIELDS = ['v', 'windowStart', 'count'] as const;
+const BUCKET_FIELDS = ['v', 'level', 'at', 'capacity', 'refillTokens', 'refillPeriodMs'] as const;
+const AUDIT_FIELDS = ['v', 'seq', 'time', 'principal', 'operation', 'keyId', 'requestDigest', 'decision', 'reason', 'prevHash', 'hash'] as const;
+const AUDIT_HEAD_FIELDS = ['v', 'seq', 'hash'] as const;
+/** Token-bucket levels are tokens × refillPeriodMs; keep every product well inside safe integers. */
+export const MAX_BUCKET_UNITS = 2 ** 50;
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const BASE64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -125,6 +150,135 @@ export function decodeNonce(bytes: Uint8Array): { readonly expiresAt: number } {
   const fail = failWith('INTERNAL', 'corrupt nonce record');
   const o = parseObject(bytes, NONCE_FIELDS, fail);
   return { expiresAt: timestamp(o['expiresAt'], 'expiresAt', fail) };
+}
+
+// ---- usage counters -----------------------------------------------------------------------------
+
+export function isCount(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+}
+
+export function encodeCounter(c: WindowCounter): Uint8Array {
+  const r = checkCounter(c, failWith('INTERNAL', 'refusing to store invalid counter'));
+  return json({ v: RECORD_FORMAT, windowStart: r.windowStart, count: r.count });
+}
+
+export function decodeCounter(bytes: Uint8Array): WindowCounter {
+  const fail = failWith('INTERNAL', 'corrupt counter record');
+  return checkCounter(parseObject(bytes, COUNTER_FIELDS, fail), fail);
+}
+
+function checkCounter(v: Unchecked<WindowCounter>, fail: Fail): WindowCounter {
+  const count = v['count'];
+  if (!isCount(count)) return fail('count is not a non-negative safe integer');
+  return { windowStart: timestamp(v['windowStart'], 'windowStart', fail), count };
+}
+
+/** The parameters a bucket may have; also checked for every `takeTokens` change. */
+export function isBucketParams(capacity: unknown, refillTokens: unknown, refillPeriodMs: unknown): boolean {
+  return (
+    isCount(capacity) &&
+    capacity >= 1 &&
+    isCount(refillTokens) &&
+    refillTokens >= 1 &&
+    refillTokens <= MAX_BUCKET_UNITS &&
+    isCount(refillPeriodMs) &&
+    refillPeriodMs >= 1 &&
+    capacity * refillPeriodMs <= MAX_BUCKET_UNITS
+  );
+}
+
+export function encodeBucket(b: TokenBucketState): Uint8Array {
+  const r = checkBucket(b, failWith('INTERNAL', 'refusing to store invalid token bucket'));
+  return json({ v: RECORD_FORMAT, level: r.level, at: r.at, capacity: r.capacity, refillTokens: r.refillTokens, refillPeriodMs: r.refillPeriodMs });
+}
+
+export function decodeBucket(bytes: Uint8Array): TokenBucketState {
+  const fail = failWith('INTERNAL', 'corrupt token bucket record');
+  return checkBucket(parseObject(bytes, BUCKET_FIELDS, fail), fail);
+}
+
+function checkBucket(v: Unchecked<TokenBucketState>, fail: Fail): TokenBucketState {
+  const { capacity, refillTokens, refillPeriodMs, level } = v;
+  if (!isBucketParams(capacity, refillTokens, refillPeriodMs)) return fail('bucket parameters out of range');
+  const c = capacity as number;
+  const p = refillPeriodMs as number;
+  if (!isCount(level) || level > c * p) return fail('level out of range');
+  return { level, at: timestamp(v['at'], 'at', fail), capacity: c, refillTokens: refillTokens as number, refillPeriodMs: p };
+}
+
+// ---- audit chain --------------------------------------------------------------------------------
+
+export function encodeAuditRecord(r: AuditRecord): Uint8Array {
+  const c = checkAuditRecord(r, failWith('INTERNAL', 'refusing to store invalid audit record'));
+  return json({
+    v: RECORD_FORMAT,
+    seq: c.seq,
+    time: c.time,
+    principal: c.principal,
+    operation: c.operation,
+    keyId: c.keyId,
+    requestDigest: b64(c.requestDigest),
+    decision: c.decision,
+    reason: c.reason,
+    prevHash: b64(c.prevHash),
+    hash: b64(c.hash),
+  });
+}
+
+/**
+ * A structurally valid record, as stored. Its seq is NOT compared with the storage key and its hash
+ * is NOT recomputed: an export hands records to the chain verifier (core/audit.ts), which names
+ * the seq where a moved, edited or missing record breaks the chain.
+ */
+export function decodeAuditRecord(bytes: Uint8Array): AuditRecord {
+  const fail = failWith('INTERNAL', 'corrupt audit record');
+  const o = parseObject(bytes, AUDIT_FIELDS, fail);
+  return checkAuditRecord(
+    { ...o, requestDigest: unb64(o['requestDigest'], fail), prevHash: unb64(o['prevHash'], fail), hash: unb64(o['hash'], fail) },
+    fail,
+  );
+}
+
+function checkAuditRecord(v: Unchecked<AuditRecord>, fail: Fail): AuditRecord {
+  const { seq, principal, operation, keyId, requestDigest, decision, reason, prevHash, hash } = v;
+  if (!isAuditSeq(seq)) return fail('seq');
+  if (!isAuditId(principal)) return fail('principal');
+  if (!isAuditOperationName(operation)) return fail('operation');
+  if (!isAuditId(keyId)) return fail('keyId');
+  if (!isAuditDigest(requestDigest)) return fail('requestDigest');
+  if (!isAuditDecision(decision)) return fail('decision');
+  if (!isAuditReasonCode(reason)) return fail('reason');
+  if (!isAuditHash(prevHash) || !isAuditHash(hash)) return fail('hash length');
+  return {
+    seq,
+    time: timestamp(v['time'], 'time', fail),
+    principal,
+    operation,
+    keyId,
+    requestDigest: Uint8Array.from(requestDigest),
+    decision,
+    reason,
+    prevHash: Uint8Array.from(prevHash),
+    hash: Uint8Array.from(hash),
+  };
+}
+
+export function encodeAuditHead(h: AuditHead): Uint8Array {
+  const fail = failWith('INTERNAL', 'refusing to store invalid audit head');
+  if (!isAuditSeq(h.seq)) fail('seq');
+  if (!isAuditHash(h.hash)) fail('hash');
+  return json({ v: RECORD_FORMAT, seq: h.seq, hash: b64(h.hash) });
+}
+
+export function decodeAuditHead(bytes: Uint8Array): AuditHead {
+  const fail = failWith('INTERNAL', 'corrupt audit head');
+  const o = parseObject(bytes, AUDIT_HEAD_FIELDS, fail);
+  const seq = o['seq'];
+  const hash = unb64(o['hash'], fail);
+  if (!isAuditSeq(seq)) return fail('seq');
+  if (!isAuditHash(hash)) return fail('hash');
+  return { seq, hash };
 }
 
 // ---- field checks -------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 // The `Store` contract as one vitest suite, registered against every implementation (abstract-level
 // habit): records round trip as private copies, conditional changes are all-or-nothing, a nonce is
 // consumed exactly once even under concurrency, listing is per owner and paginates in key-id order,
-// and pruning drops only expired nonces. Implementation-specific tests live beside each adapter.
+// pruning drops only expired nonces, window counters and token buckets never overspend under
+// concurrency, audit appends chain without gaps or forks, and `commitEach` isolates its groups.
+// Implementation-specific tests live beside each adapter.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AUDIT_GENESIS_HASH, auditRecordHash } from '../core/audit.ts';
 import { isOpenKeyError, type ErrorCode } from '../core/errors.ts';
-import type { Change, KeyRecord, PrincipalRecord, Store } from '../core/ports.ts';
+import type { AuditEntry, AuditRecord, Change, KeyRecord, PrincipalRecord, Store, TokenBucketParams } from '../core/ports.ts';
 
 export function principal(id: string, over: Partial<PrincipalRecord> = {}): PrincipalRecord {
   return { id, role: 'service', algorithm: 'ed25519', publicKey: new Uint8Array(32).fill(9), name: `name of ${id}`, createdAt: 1_700_000_000_000, ...over };
@@ -26,6 +29,36 @@ export function keyRecord(keyId: string, owner: string, over: Partial<KeyRecord>
 }
 
 export const nonce = (principalId: string, n: string, expiresAt = 2_000): Change => ({ kind: 'consumeNonce', principalId, nonce: n, expiresAt });
+
+export const increment = (counter: string, windowStart: number, limit: number, by = 1): Change => ({ kind: 'incrementCounter', counter, windowStart, by, limit });
+
+export const take = (bucket: string, now: number, p: TokenBucketParams, tokens = 1): Change => ({ kind: 'takeTokens', bucket, now, tokens, ...p });
+
+export function auditEntry(n: number, over: Partial<AuditEntry> = {}): AuditEntry {
+  return {
+    time: 1_700_000_000_000 + n,
+    principal: `svc_${n % 3}`,
+    operation: 'personal_sign',
+    keyId: 'key_1',
+    requestDigest: new Uint8Array(32).fill(n & 0xff),
+    decision: n % 5 === 0 ? 'deny' : 'allow',
+    reason: n % 5 === 0 ? 'NOT_GRANTED' : 'GRANT',
+    ...over,
+  };
+}
+
+export const append = (entry: AuditEntry): Change => ({ kind: 'appendAudit', entry });
+
+/** Fails the test unless `records` are 1..n, each hashing to its hash and linking to its predecessor. */
+export function expectChain(records: readonly AuditRecord[], n: number): void {
+  expect(records.map((r) => r.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+  let prev = AUDIT_GENESIS_HASH;
+  for (const r of records) {
+    expect(r.prevHash, `prevHash of ${r.seq}`).toEqual(prev);
+    expect(auditRecordHash(r), `hash of ${r.seq}`).toEqual(r.hash);
+    prev = r.hash;
+  }
+}
 
 /** The OpenKeyError code a promise rejects with; fails the test on success or a foreign error. */
 export async function codeOf(p: Promise<unknown>): Promise<ErrorCode> {
@@ -335,6 +368,180 @@ export function storeContract(name: string, openStore: () => Promise<Store>): vo
 
       it('rejects a page limit outside 1..1000 with INTERNAL', async () => {
         for (const limit of [0, -1, 1.5, 1001, Number.NaN]) expect(await codeOf(store.listKeys('svc_a', { limit })), String(limit)).toBe('INTERNAL');
+      });
+    });
+
+    describe('window counters (incrementCounter)', () => {
+      it('counts up to the limit; past it CAP_EXCEEDED and no other change of the commit lands', async () => {
+        for (let i = 1; i <= 3; i++) await store.commit([increment('cap-a', 1_000, 3)]);
+        expect(await store.getCounter('cap-a')).toEqual({ windowStart: 1_000, count: 3 });
+        expect(await codeOf(store.commit([nonce('svc_a', 'n1'), increment('cap-a', 1_000, 3), append(auditEntry(1))]))).toBe('CAP_EXCEEDED');
+        expect(await store.getCounter('cap-a')).toEqual({ windowStart: 1_000, count: 3 });
+        expect((await store.getAuditHead()).seq).toBe(0);
+        await store.commit([nonce('svc_a', 'n1')]); // not consumed by the failed commit
+        expect(await store.getCounter('cap-b')).toBeUndefined();
+      });
+
+      it('increments in one commit add up, and all-or-nothing applies to them too', async () => {
+        await store.commit([increment('c', 0, 5, 2), increment('c', 0, 5, 2)]);
+        expect((await store.getCounter('c'))?.count).toBe(4);
+        expect(await codeOf(store.commit([increment('c', 0, 5, 1), increment('c', 0, 5, 1)]))).toBe('CAP_EXCEEDED');
+        expect((await store.getCounter('c'))?.count).toBe(4);
+      });
+
+      it('a newer window starts from zero; an older window counts against the stored newer one', async () => {
+        await store.commit([increment('c', 1_000, 2), increment('c', 1_000, 2)]);
+        expect(await codeOf(store.commit([increment('c', 1_000, 2)]))).toBe('CAP_EXCEEDED');
+        await store.commit([increment('c', 2_000, 2)]);
+        expect(await store.getCounter('c')).toEqual({ windowStart: 2_000, count: 1 });
+        await store.commit([increment('c', 1_000, 2)]); // late request: charged to window 2000
+        expect(await store.getCounter('c')).toEqual({ windowStart: 2_000, count: 2 });
+        expect(await codeOf(store.commit([increment('c', 1_000, 2)]))).toBe('CAP_EXCEEDED');
+      });
+
+      it('50 concurrent increments against a limit of 20: exactly 20 succeed', async () => {
+        const results = await Promise.allSettled(Array.from({ length: 50 }, () => store.commit([increment('race', 0, 20)])));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(20);
+        const codes = results.flatMap((r) => (r.status === 'rejected' ? [isOpenKeyError(r.reason) ? r.reason.code : 'foreign error'] : []));
+        expect(codes).toEqual(new Array(30).fill('CAP_EXCEEDED'));
+        expect(await store.getCounter('race')).toEqual({ windowStart: 0, count: 20 });
+      });
+
+      it('refuses ill-formed increments with INTERNAL', async () => {
+        for (const c of [increment('', 0, 1), increment('c', -1, 1), increment('c', 0, 1, 0), increment('c', 0, 1, 1.5), increment('c', 0, Number.NaN)]) {
+          expect(await codeOf(store.commit([c]))).toBe('INTERNAL');
+        }
+        expect(await store.getCounter('c')).toBeUndefined();
+      });
+    });
+
+    describe('token buckets (takeTokens)', () => {
+      const p: TokenBucketParams = { capacity: 3, refillTokens: 1, refillPeriodMs: 1_000 }; // 3 burst, 1/s
+
+      it('a new bucket starts full; empty ⇒ RATE_LIMITED; refills with time, never above capacity', async () => {
+        for (let i = 0; i < 3; i++) await store.commit([take('b', 10_000, p)]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n1'), take('b', 10_000, p)]))).toBe('RATE_LIMITED');
+        await store.commit([nonce('svc_a', 'n1')]); // the failed commit wrote nothing
+        expect(await codeOf(store.commit([take('b', 10_999, p)]))).toBe('RATE_LIMITED');
+        await store.commit([take('b', 11_000, p)]);
+        expect(await codeOf(store.commit([take('b', 11_000, p)]))).toBe('RATE_LIMITED');
+        await store.commit([take('b', 1_000_000, p, 3)]); // long idle: full, not more
+        expect(await codeOf(store.commit([take('b', 1_000_000, p)]))).toBe('RATE_LIMITED');
+        expect(await store.getTokenBucket('b')).toEqual({ level: 0, at: 1_000_000, ...p });
+      });
+
+      it('a clock behind the stored time refills nothing; a request larger than the bucket never passes', async () => {
+        await store.commit([take('b', 50_000, p, 3)]);
+        expect(await codeOf(store.commit([take('b', 10_000, p)]))).toBe('RATE_LIMITED');
+        expect((await store.getTokenBucket('b'))?.at).toBe(50_000);
+        expect(await codeOf(store.commit([take('c', 0, p, 4)]))).toBe('RATE_LIMITED');
+      });
+
+      it('changed parameters start a full bucket; fractional refill rates are exact', async () => {
+        await store.commit([take('b', 0, p, 3)]);
+        const q: TokenBucketParams = { capacity: 10, refillTokens: 3, refillPeriodMs: 1_000 }; // 3 per second
+        await store.commit([take('b', 0, q, 10)]);
+        expect(await codeOf(store.commit([take('b', 333, q)]))).toBe('RATE_LIMITED'); // 0.999 tokens
+        await store.commit([take('b', 334, q)]); // 1.002 tokens
+        expect(await store.getTokenBucket('b')).toEqual({ level: 2, at: 334, ...q });
+      });
+
+      it('50 concurrent takes at one instant from a bucket of 10: exactly 10 succeed', async () => {
+        const q: TokenBucketParams = { capacity: 10, refillTokens: 1, refillPeriodMs: 60_000 };
+        const results = await Promise.allSettled(Array.from({ length: 50 }, () => store.commit([take('race', 5_000, q)])));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(10);
+        for (const r of results) if (r.status === 'rejected') expect(isOpenKeyError(r.reason) && r.reason.code).toBe('RATE_LIMITED');
+      });
+
+      it('refuses ill-formed takes with INTERNAL', async () => {
+        const bad: Change[] = [
+          take('', 0, p),
+          take('b', -5, p),
+          take('b', 0, p, 0),
+          take('b', 0, { ...p, capacity: 0 }),
+          take('b', 0, { ...p, refillPeriodMs: 0.5 }),
+          take('b', 0, { capacity: 2 ** 30, refillTokens: 1, refillPeriodMs: 2 ** 30 }),
+        ];
+        for (const c of bad) expect(await codeOf(store.commit([c]))).toBe('INTERNAL');
+        expect(await store.getTokenBucket('b')).toBeUndefined();
+      });
+    });
+
+    describe('audit chain (appendAudit)', () => {
+      it('an empty log has head {0, zeros}; appends chain 1, 2, 3… and the head follows', async () => {
+        expect(await store.getAuditHead()).toEqual({ seq: 0, hash: AUDIT_GENESIS_HASH });
+        expect(await store.readAudit(1, 10)).toEqual([]);
+        await store.commit([append(auditEntry(1))]);
+        await store.commit([nonce('svc_a', 'n1'), append(auditEntry(2)), append(auditEntry(3))]); // two in one commit chain too
+        const records = await store.readAudit(1, 3);
+        expectChain(records, 3);
+        expect(records[1]).toMatchObject({ ...auditEntry(2), seq: 2 });
+        expect(await store.getAuditHead()).toEqual({ seq: 3, hash: records[2]?.hash });
+        expect((await store.readAudit(2, 2)).map((r) => r.seq)).toEqual([2]);
+        expect(await store.readAudit(4, 3)).toEqual([]);
+      });
+
+      it('a failed commit takes no sequence number', async () => {
+        await store.commit([nonce('svc_a', 'n1'), append(auditEntry(1))]);
+        expect(await codeOf(store.commit([append(auditEntry(2)), nonce('svc_a', 'n1')]))).toBe('STAMP_REPLAYED');
+        await store.commit([append(auditEntry(3))]);
+        const records = await store.readAudit(1, 10);
+        expectChain(records, 2);
+        expect(records[1]?.time).toBe(auditEntry(3).time);
+      });
+
+      it('100 concurrent appends form one chain without gaps or forks', async () => {
+        await Promise.all(Array.from({ length: 100 }, (_, i) => store.commit([append(auditEntry(i))])));
+        expectChain(await store.readAudit(1, 100), 100);
+      });
+
+      it('keeps text fields and an empty digest exactly; refuses ill-formed entries with INTERNAL', async () => {
+        const odd = auditEntry(7, { principal: '', keyId: 'clé_😀', requestDigest: new Uint8Array(0), operation: 'login', reason: 'STAMP_INVALID' });
+        await store.commit([append(odd)]);
+        expect(await store.readAudit(1, 1)).toMatchObject([{ ...odd, seq: 1 }]);
+        const bad: Partial<AuditEntry>[] = [
+          { time: -1 },
+          { principal: '\ud800' },
+          { operation: 'Sign' },
+          { keyId: 'k'.repeat(513) },
+          { requestDigest: new Uint8Array(31) },
+          { decision: 'maybe' as AuditEntry['decision'] },
+          { reason: 'lower' },
+        ];
+        for (const over of bad) expect(await codeOf(store.commit([nonce('svc_a', 'x'), append(auditEntry(8, over))])), JSON.stringify(Object.keys(over))).toBe('INTERNAL');
+        expect((await store.getAuditHead()).seq).toBe(1);
+      });
+
+      it('readAudit refuses ranges that are inverted, start below 1 or exceed 1000 records', async () => {
+        for (const [from, to] of [[0, 5], [5, 3], [1, 1001], [1.5, 2]] as const) expect(await codeOf(store.readAudit(from, to)), `${from}..${to}`).toBe('INTERNAL');
+      });
+    });
+
+    describe('commitEach (group commit)', () => {
+      it('groups succeed or fail on their own, see earlier groups, and share one chain', async () => {
+        await store.commit([nonce('svc_a', 'used')]);
+        const results = await store.commitEach([
+          [nonce('svc_a', 'g1'), increment('c', 0, 2), append(auditEntry(1))],
+          [nonce('svc_a', 'used'), increment('c', 0, 2), append(auditEntry(2))], // replay: this group only
+          [nonce('svc_a', 'g3'), increment('c', 0, 2), append(auditEntry(3))],
+          [nonce('svc_a', 'g4'), increment('c', 0, 2), append(auditEntry(4))], // cap reached by groups 1 and 3
+          [{ kind: 'dropTable' } as unknown as Change],
+          [nonce('svc_a', 'g1')], // sees group 1's nonce
+          [],
+        ]);
+        expect(results.map((e) => e?.code)).toEqual([undefined, 'STAMP_REPLAYED', undefined, 'CAP_EXCEEDED', 'INTERNAL', 'STAMP_REPLAYED', undefined]);
+        expect((await store.getCounter('c'))?.count).toBe(2);
+        const records = await store.readAudit(1, 10);
+        expectChain(records, 2);
+        expect(records.map((r) => r.time)).toEqual([auditEntry(1).time, auditEntry(3).time]);
+        await store.commit([nonce('svc_a', 'g4')]); // the failed group consumed nothing
+        expect(await codeOf(store.commit([nonce('svc_a', 'g3')]))).toBe('STAMP_REPLAYED');
+      });
+
+      it('concurrent group commits and single commits interleave into one chain', async () => {
+        const groups = (k: number): Change[][] => Array.from({ length: 10 }, (_, i) => [append(auditEntry(k * 10 + i))]);
+        await Promise.all([...[0, 1, 2].map((k) => store.commitEach(groups(k))), ...Array.from({ length: 20 }, (_, i) => store.commit([append(auditEntry(100 + i))]))]);
+        expectChain(await store.readAudit(1, 100), 50);
       });
     });
 

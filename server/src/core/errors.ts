@@ -24,6 +24,18 @@ export const ERROR_CODES = [
   'PERMISSION_DENIED',
   'RAW_SIGNING_DISABLED', // only ever reported to the key's owner
   'PRINCIPAL_EXISTS',
+  // Per-key policy (core/policy.ts). Only a principal whose grant permits the exact request can
+  // receive these, so they reveal nothing about a key to anyone else.
+  'APPROVAL_REQUIRED', // the key's policy needs a passkey approval of this exact request; none (or another request's) came
+  'RATE_LIMITED', // the grant's token bucket is empty; retry later
+  'CAP_EXCEEDED', // the grant's cumulative cap for the current window is used up
+  // Delegations (core/delegation). A well-formed Delegate request that the owner's grant does not
+  // allow; decided before anything is signed. Only the grant's delegates and callers see them.
+  'DELEGATION_NOT_SUBSET', // a requested resource, ability or caveat branch is not covered by the grant (or the delegate's scope)
+  'DELEGATE_NOT_ALLOWED', // the delegate DID matches no rule of the grant (DID list, attestation policy, calling principal)
+  'LIFETIME_TOO_LONG', // the requested lifetime exceeds the grant's maximum, or would outlive the grant
+  'GRANT_EXPIRED', // the grant's expiry has passed; the owner must approve again
+  'GRANT_REVOKED', // the owner revoked the grant
   // Cryptographic envelopes. One code per envelope kind, never a hint about which check failed.
   'IMPORT_DECRYPT_FAILED',
   'SEALED_KEY_CORRUPT', // a stored blob failed authentication or public-key re-derivation

@@ -2,6 +2,8 @@
 // the composition root (server/src/main.ts) wires them. Nothing here imports a transport, storage,
 // logging or TEE library.
 
+import type { OpenKeyError } from './errors.ts';
+
 /** Milliseconds since the Unix epoch. Injected so tests control time. */
 export interface Clock {
   now(): number;
@@ -78,17 +80,91 @@ export interface KeyRecord {
   readonly sealed: Uint8Array;
 }
 
+// ---- Usage counters and the audit chain (policy.ts, audit.ts) ------------------------------------
+
+/** A cumulative counter for one fixed window (policy caps: "at most N per day"). */
+export interface WindowCounter {
+  /** Start of the window the count belongs to (ms since the epoch). */
+  readonly windowStart: number;
+  readonly count: number;
+}
+
 /**
- * One change in an atomic write. Conditional changes (`create*`, `consumeNonce`) are checked inside
- * the same atomic section as the write: if any condition fails, nothing is written and the store
- * throws the matching OpenKeyError (PRINCIPAL_EXISTS, INTERNAL for a key-id collision,
- * STAMP_REPLAYED).
+ * A token bucket (policy rate limits), in integer units so arithmetic is exact: one token is
+ * `refillPeriodMs` units, and the bucket gains `refillTokens` units per elapsed millisecond
+ * (`refillTokens` tokens per `refillPeriodMs`), up to `capacity` tokens.
+ */
+export interface TokenBucketParams {
+  /** Burst size, in tokens. */
+  readonly capacity: number;
+  readonly refillTokens: number;
+  readonly refillPeriodMs: number;
+}
+
+export interface TokenBucketState extends TokenBucketParams {
+  /** Current level in units (tokens × refillPeriodMs). */
+  readonly level: number;
+  /** When `level` was computed (ms since the epoch). */
+  readonly at: number;
+}
+
+export type AuditDecision = 'allow' | 'deny';
+
+/** One decision as the caller reports it; the store numbers and chains it (see core/audit.ts). */
+export interface AuditEntry {
+  readonly time: number;
+  /** The principal the decision was about; '' when there is none (e.g. a failed login). */
+  readonly principal: string;
+  /** Lowercase snake-case operation name, e.g. "eip712", "seal_key", "login". */
+  readonly operation: string;
+  /** '' when the operation concerns no key. */
+  readonly keyId: string;
+  /** SHA-256 of the canonical request (32 bytes), or empty when there is no request. */
+  readonly requestDigest: Uint8Array;
+  readonly decision: AuditDecision;
+  /** A stable UPPER_SNAKE reason code (policy.ts `PolicyReason`, or an ErrorCode). */
+  readonly reason: string;
+}
+
+/** A stored audit record: hash = SHA-256(canonical(entry, seq) ‖ prevHash) (core/audit.ts). */
+export interface AuditRecord extends AuditEntry {
+  /** 1, 2, 3, … with no gaps. */
+  readonly seq: number;
+  readonly prevHash: Uint8Array;
+  readonly hash: Uint8Array;
+}
+
+/** The newest record's seq and hash; {0, 32 zero bytes} for an empty log. */
+export interface AuditHead {
+  readonly seq: number;
+  readonly hash: Uint8Array;
+}
+
+/**
+ * One change in an atomic write. Conditional changes (`create*`, `consumeNonce`, `incrementCounter`,
+ * `takeTokens`) are checked inside the same atomic section as the write: if any condition fails,
+ * nothing is written and the store throws the matching OpenKeyError (PRINCIPAL_EXISTS, INTERNAL for
+ * a key-id collision, STAMP_REPLAYED, CAP_EXCEEDED, RATE_LIMITED). Changes see the effects of earlier
+ * changes of the same commit (two increments of one counter add up; two audit appends chain).
  */
 export type Change =
   | { readonly kind: 'createPrincipal'; readonly principal: PrincipalRecord }
   | { readonly kind: 'createKey'; readonly key: KeyRecord }
   | { readonly kind: 'replaceKey'; readonly key: KeyRecord }
-  | { readonly kind: 'consumeNonce'; readonly principalId: string; readonly nonce: string; readonly expiresAt: number };
+  | { readonly kind: 'consumeNonce'; readonly principalId: string; readonly nonce: string; readonly expiresAt: number }
+  /**
+   * Adds `by` to `counter` in the window starting at `windowStart`, or fails with CAP_EXCEEDED if the
+   * count would exceed `limit`. A later window resets the count; an earlier one (a request decided
+   * just before a rollover, or a replica with a lagging clock) counts against the stored, newer one.
+   */
+  | { readonly kind: 'incrementCounter'; readonly counter: string; readonly windowStart: number; readonly by: number; readonly limit: number }
+  /**
+   * Takes `tokens` from bucket `bucket` at time `now`, or fails with RATE_LIMITED. A new bucket, or
+   * one stored with other parameters (the policy changed), starts full.
+   */
+  | ({ readonly kind: 'takeTokens'; readonly bucket: string; readonly now: number; readonly tokens: number } & TokenBucketParams)
+  /** Appends `entry` to the audit chain after the head as of this point of the commit. */
+  | { readonly kind: 'appendAudit'; readonly entry: AuditEntry };
 
 export interface ListPage {
   readonly limit: number;
@@ -103,7 +179,22 @@ export interface Store {
   listKeys(owner: string, page: ListPage): Promise<KeyRecord[]>;
   /** All changes, or none. */
   commit(changes: readonly Change[]): Promise<void>;
+  /**
+   * Independent commits applied in order inside one atomic write (group commit: one durable write
+   * for many requests). Each group is all-or-nothing on its own and sees the groups before it; the
+   * result holds, per group, undefined (written) or the error that rejected it (nothing of it
+   * written). Rejects as a whole only if the write itself fails (then no group is written).
+   */
+  commitEach(groups: readonly (readonly Change[])[]): Promise<(OpenKeyError | undefined)[]>;
   /** Drops consumed nonces whose expiry is before `now`. Returns how many were removed. */
   pruneNonces(now: number): Promise<number>;
+  getCounter(counter: string): Promise<WindowCounter | undefined>;
+  getTokenBucket(bucket: string): Promise<TokenBucketState | undefined>;
+  getAuditHead(): Promise<AuditHead>;
+  /**
+   * The stored audit records whose storage seq is in [from, to], in seq order, at most
+   * MAX_AUDIT_READ (1000). Returned as stored: checking the links is core/audit.ts's verifier's job.
+   */
+  readAudit(from: number, to: number): Promise<AuditRecord[]>;
   close(): Promise<void>;
 }
