@@ -1,0 +1,45 @@
+// The load-generator process: started by bench/run.ts on its own CPU (taskset -c 1), it takes
+// one run specification at a time over IPC, pre-builds that run's stamped requests, drives the
+// appliance over gRPC (node:http2) or Connect (autocannon), and sends back the measured result.
+
+import { credentialsFromPrivateKey } from '../../clients/src/index.ts';
+import { buildRequestPool } from '../requests.ts';
+import { runConnectLoad } from './connect-autocannon.ts';
+import { runGrpcLoad } from './grpc-h2.ts';
+import { isParentMessage, type ChildMessage, type RunResult, type RunSpec } from './protocol.ts';
+import { MeasurementWindow } from './window.ts';
+
+function send(m: ChildMessage): void {
+  process.send?.(m);
+}
+
+async function runOne(spec: RunSpec): Promise<RunResult> {
+  const credentials = credentialsFromPrivateKey('ed25519', new Uint8Array(Buffer.from(spec.credentialsPkcs8, 'base64')));
+  const pool = buildRequestPool(spec, credentials, spec.maxRequests);
+  const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests });
+  const run = spec.transport === 'grpc' ? runGrpcLoad : runConnectLoad;
+  const { sent, preflight } = await run(spec, pool, win);
+  return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs, sent, preflight });
+}
+
+if (process.send === undefined) {
+  process.stderr.write('bench/loadgen/main.ts is started by bench/run.ts (it needs an IPC channel)\n');
+  process.exit(2);
+}
+
+// One run at a time: the orchestrator waits for each result before sending the next spec.
+process.on('message', (m: unknown) => {
+  if (!isParentMessage(m)) {
+    send({ type: 'error', message: 'unrecognised message' });
+    return;
+  }
+  if (m.type === 'exit') {
+    process.disconnect();
+    return;
+  }
+  runOne(m.spec).then(
+    (result) => send({ type: 'result', result }),
+    (e: unknown) => send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
+  );
+});
+send({ type: 'ready' });

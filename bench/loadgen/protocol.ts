@@ -1,0 +1,98 @@
+// What the benchmark orchestrator (bench/run.ts) and its load-generator child process
+// (bench/loadgen/main.ts) say to each other over the Node IPC channel: one run specification in,
+// one measured result (or an error) out. Plain JSON, checked on arrival.
+
+import type { LatencySummary } from '../stats.ts';
+import type { Operation, PayloadKind } from '../requests.ts';
+
+export type Transport = 'grpc' | 'connect';
+
+export interface RunSpec {
+  readonly transport: Transport;
+  readonly host: string;
+  readonly port: number;
+  readonly operation: Operation;
+  readonly payload: PayloadKind;
+  readonly batchSize: number;
+  readonly keyId: string;
+  /** The key's public key (hex), to check the signatures of the pre-flight response. */
+  readonly keyPublicKeyHex: string;
+  /** Requests in flight at once. */
+  readonly concurrency: number;
+  readonly warmupMs: number;
+  readonly durationMs: number;
+  /** Upper bound on requests sent (and stamps pre-generated) for the whole run. */
+  readonly maxRequests: number;
+  /** Whose CPU time and memory to sample at the window's edges. */
+  readonly serverPid: number;
+  /** The principal's stamping key: PKCS#8 DER, base64 (a throwaway bench principal). */
+  readonly credentialsPkcs8: string;
+}
+
+export interface RunResult {
+  /** Successful responses completed inside the timed window. */
+  readonly completed: number;
+  readonly windowMs: number;
+  readonly requestsPerSec: number;
+  /** requestsPerSec × batch size. */
+  readonly signaturesPerSec: number;
+  /** Milliseconds, over requests completed inside the window. */
+  readonly latency: LatencySummary;
+  /** Failed calls over the whole run (warm-up included), keyed "grpc-status 16 STAMP_REPLAYED" etc. */
+  readonly errors: Record<string, number>;
+  /** Server utime+stime in the window, µs. */
+  readonly serverCpuMicros: number;
+  /** Server CPU in the window as a percentage of one core. */
+  readonly serverCpuPct: number;
+  /** Share of the server's CPU time spent in the kernel (stime), percent. */
+  readonly serverKernelPct: number;
+  /** Share of the server's CPU time spent on its main (JavaScript) thread, percent; the rest is
+   * libuv pool threads (LevelDB reads/writes, fsync) and V8 helper threads (GC, compilation). */
+  readonly serverMainThreadPct: number;
+  /** This generator's CPU in the window as a percentage of one core, and per request (µs). */
+  readonly generatorCpuPct: number;
+  readonly generatorMicrosPerRequest: number;
+  /** CPU used by every other process on the machine during the window, % of one core (noise). */
+  readonly otherCpuPct: number;
+  readonly serverRssKiB: number;
+  readonly serverPeakRssKiB: number;
+  /** The request pool ran out before the window closed (the window was cut short). */
+  readonly poolExhausted: boolean;
+  readonly poolSize: number;
+  readonly poolBuildMs: number;
+  readonly sent: number;
+  /** "ok" when the pre-flight response verified, otherwise why not. */
+  readonly preflight: string;
+}
+
+export type ParentMessage = { readonly type: 'run'; readonly spec: RunSpec } | { readonly type: 'exit' };
+export type ChildMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'result'; readonly result: RunResult }
+  | { readonly type: 'error'; readonly message: string };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null;
+}
+
+export function isParentMessage(v: unknown): v is ParentMessage {
+  if (!isObject(v)) return false;
+  if (v['type'] === 'exit') return true;
+  if (v['type'] !== 'run' || !isObject(v['spec'])) return false;
+  const s = v['spec'];
+  return (
+    (s['transport'] === 'grpc' || s['transport'] === 'connect') &&
+    typeof s['port'] === 'number' &&
+    typeof s['concurrency'] === 'number' &&
+    typeof s['maxRequests'] === 'number' &&
+    typeof s['serverPid'] === 'number' &&
+    typeof s['credentialsPkcs8'] === 'string'
+  );
+}
+
+export function isChildMessage(v: unknown): v is ChildMessage {
+  if (!isObject(v)) return false;
+  if (v['type'] === 'ready') return true;
+  if (v['type'] === 'error') return typeof v['message'] === 'string';
+  return v['type'] === 'result' && isObject(v['result']) && typeof v['result']['completed'] === 'number';
+}

@@ -1,0 +1,118 @@
+// Pre-built request pools for the load generators. Payload bodies (protobuf, deterministic
+// encoding) are built once per distinct payload; every request then gets its own stamp (fresh
+// single-use nonce, current time) signed before the timed window, so the generator spends almost
+// nothing per request while it runs and the server never sees a replayed stamp.
+
+import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { createHash, randomBytes } from 'node:crypto';
+import { GetImportKeyRequestSchema } from '../proto/gen/openkey/v1/keys_pb.ts';
+import { SignBatchRequestSchema, SignRequestSchema, type SignRequest } from '../proto/gen/openkey/v1/signing_pb.ts';
+import { base64UrlEncode, formatStamp, stampSigningInput } from '../proto/protocol/stamp.ts';
+import type { Credentials } from '../clients/src/index.ts';
+import { mailJsons, personalMessages, PAYLOAD_POOL } from './payloads.ts';
+
+/** What a request asks the appliance to do. */
+export type Operation = 'sign' | 'signBatch' | 'getImportKey';
+/** What Sign signs: EIP-191 personal message, EIP-712 Mail document, or an Ed25519 message. */
+export type PayloadKind = 'eip191' | 'eip712' | 'ed25519';
+
+export interface RequestShape {
+  readonly operation: Operation;
+  readonly payload: PayloadKind;
+  /** Items per SignBatch request (1 for Sign and GetImportKey). */
+  readonly batchSize: number;
+  readonly keyId: string;
+}
+
+export const METHOD_PATHS: Record<Operation, string> = {
+  sign: '/openkey.v1.SignService/Sign',
+  signBatch: '/openkey.v1.SignService/SignBatch',
+  getImportKey: '/openkey.v1.KeyService/GetImportKey',
+};
+
+export interface RequestPool {
+  readonly path: string;
+  /** Distinct request bodies (unframed protobuf). Request i uses body i mod bodies.length. */
+  readonly bodies: readonly Buffer[];
+  /** One stamp per request; empty for unauthenticated methods. */
+  readonly stamps: readonly string[];
+  /** Requests available: stamps.length, or `size` for unauthenticated methods. */
+  readonly size: number;
+  /** Milliseconds spent building the pool. */
+  readonly buildMs: number;
+}
+
+function signRequest(shape: RequestShape, i: number, messages: Uint8Array[], jsons: string[]): SignRequest {
+  const k = i % PAYLOAD_POOL;
+  switch (shape.payload) {
+    case 'eip191':
+      return create(SignRequestSchema, { keyId: shape.keyId, payload: { kind: { case: 'personalMessage', value: { message: messages[k] ?? new Uint8Array(1) } } } });
+    case 'eip712':
+      return create(SignRequestSchema, { keyId: shape.keyId, payload: { kind: { case: 'typedData', value: { json: jsons[k] ?? '' } } } });
+    case 'ed25519':
+      return create(SignRequestSchema, { keyId: shape.keyId, payload: { kind: { case: 'ed25519Message', value: messages[k] ?? new Uint8Array(1) } } });
+  }
+}
+
+function encode<D extends DescMessage>(schema: D, message: MessageShape<D>): { body: Buffer; digest: Uint8Array } {
+  const body = Buffer.from(toBinary(schema, message));
+  return { body, digest: new Uint8Array(createHash('sha256').update(body).digest()) };
+}
+
+/** Distinct bodies for `shape` and the SHA-256 of each (what a stamp signs). */
+function buildBodies(shape: RequestShape): { bodies: Buffer[]; digests: Uint8Array[] } {
+  if (shape.operation === 'getImportKey') {
+    const { body, digest } = encode(GetImportKeyRequestSchema, create(GetImportKeyRequestSchema, {}));
+    return { bodies: [body], digests: [digest] };
+  }
+  const messages = personalMessages();
+  const jsons = shape.payload === 'eip712' ? mailJsons() : [];
+  const bodies: Buffer[] = [];
+  const digests: Uint8Array[] = [];
+  // Batches: body b carries items b·batchSize … b·batchSize + batchSize − 1 of the payload pool.
+  const distinct = shape.operation === 'signBatch' ? Math.max(1, Math.floor(PAYLOAD_POOL / shape.batchSize)) : PAYLOAD_POOL;
+  for (let b = 0; b < distinct; b++) {
+    const e =
+      shape.operation === 'sign'
+        ? encode(SignRequestSchema, signRequest(shape, b, messages, jsons))
+        : encode(
+            SignBatchRequestSchema,
+            create(SignBatchRequestSchema, { items: Array.from({ length: shape.batchSize }, (_, j) => signRequest(shape, b * shape.batchSize + j, messages, jsons)) }),
+          );
+    bodies.push(e.body);
+    digests.push(e.digest);
+  }
+  return { bodies, digests };
+}
+
+/**
+ * Builds `count` requests of `shape`, each with its own stamp by `credentials` (none for
+ * GetImportKey). Stamps carry the build time, so the pool must be used within the appliance's
+ * stamp window (60 s by default); build it just before the run.
+ */
+export function buildRequestPool(shape: RequestShape, credentials: Credentials, count: number): RequestPool {
+  const started = performance.now();
+  const path = METHOD_PATHS[shape.operation];
+  const { bodies, digests } = buildBodies(shape);
+  const stamps: string[] = [];
+  if (shape.operation !== 'getImportKey') {
+    const nonceBytes = randomBytes(18 * count); // 144-bit nonces, base64url → 24 characters
+    const now = Date.now();
+    for (let i = 0; i < count; i++) {
+      const nonce = base64UrlEncode(nonceBytes.subarray(18 * i, 18 * i + 18));
+      const digest = digests[i % digests.length] as Uint8Array;
+      const signature = credentials.sign(stampSigningInput(path, digest, credentials.principalId, now, nonce));
+      stamps.push(formatStamp({ principalId: credentials.principalId, timestampMs: now, nonce, signature }));
+    }
+  }
+  return { path, bodies, stamps, size: count, buildMs: performance.now() - started };
+}
+
+/** gRPC length-prefixed message (gRPC over HTTP/2, "Length-Prefixed-Message"): flag 0, u32 BE length. */
+export function grpcFrame(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = 0;
+  out.writeUInt32BE(body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
