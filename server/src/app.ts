@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createDstackTee } from './adapters/dstack-tee.ts';
+import { GroupCommitStore } from './adapters/group-commit.ts';
 import { openLevelStore } from './adapters/level-store.ts';
 import { createLogger, type Logger } from './adapters/logger.ts';
 import { importKeyStatement } from '../../proto/protocol/key-import.ts';
@@ -115,7 +116,9 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     });
 
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-    const store: Store = await openLevelStore(join(config.dataDir, 'store'));
+    // Group commit: concurrent requests share one fsync'd LevelDB write, each still durable
+    // before its response.
+    const store: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store')));
     cleanups.push(() => store.close());
 
     const auth = new Authenticator({ store, clock, verify: crypto.verifyPrincipalSignature, windowMs: config.stampWindowMs });

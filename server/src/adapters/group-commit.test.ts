@@ -1,0 +1,54 @@
+// Group commit must keep every Store guarantee: the whole shared contract runs against LevelDB
+// behind the group-commit decorator. Plus: concurrent commits really share writes, and one
+// failing commit in a group does not take the others down.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GroupCommitStore } from './group-commit.ts';
+import { openLevelStore } from './level-store.ts';
+import { codeOf, nonce, storeContract } from './store.contract.ts';
+import type { Store } from '../core/ports.ts';
+
+const dirs: string[] = [];
+async function open(): Promise<Store> {
+  const dir = mkdtempSync(join(tmpdir(), 'openkey-gc-'));
+  dirs.push(dir);
+  return new GroupCommitStore(await openLevelStore(dir));
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+storeContract('group commit over LevelDB', open);
+
+describe('group commit', () => {
+  it('shares durable writes between concurrent commits', async () => {
+    const inner = await openLevelStore(mkdtempSync(join(tmpdir(), 'openkey-gc-')));
+    let writes = 0;
+    const original = inner.commitEach.bind(inner);
+    inner.commitEach = (groups) => {
+      writes++;
+      return original(groups);
+    };
+    const store = new GroupCommitStore(inner);
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.commit([nonce('p', `n${i}`)])));
+    expect(writes).toBeGreaterThan(0);
+    expect(writes).toBeLessThan(100);
+    await store.close();
+  });
+
+  it('a failing commit in a group fails alone', async () => {
+    const store = await open();
+    const outcome = (p: Promise<void>) => p.then(() => 'ok', (e: unknown) => codeOf(Promise.reject(e)));
+    const results = await Promise.all([
+      outcome(store.commit([nonce('p', 'same')])),
+      outcome(store.commit([nonce('p', 'same')])),
+      outcome(store.commit([nonce('p', 'other')])),
+    ]);
+    expect(results.filter((r) => r === 'STAMP_REPLAYED')).toHaveLength(1);
+    expect(results.filter((r) => r === 'ok')).toHaveLength(2);
+    await store.close();
+  });
+});

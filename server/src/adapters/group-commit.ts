@@ -1,0 +1,94 @@
+// Group commit in front of any Store: commits that arrive while a durable write is in flight wait
+// and then go to disk together in one `commitEach` (one fsync for many requests). Each caller still
+// gets its own all-or-nothing result, and its promise settles only after its changes are durable,
+// so a response is never sent before its nonce (or later, its audit record) is on disk.
+
+import type { OpenKeyError } from '../core/errors.ts';
+import type { Change, ListPage, Store } from '../core/ports.ts';
+
+interface Pending {
+  readonly changes: readonly Change[];
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
+export interface GroupCommitOptions {
+  /** Most commits written together; the rest wait for the next write. Default 256. */
+  readonly maxGroup?: number;
+}
+
+export class GroupCommitStore implements Store {
+  private queue: Pending[] = [];
+  private writing = false;
+  private readonly maxGroup: number;
+
+  constructor(
+    private readonly inner: Store,
+    o: GroupCommitOptions = {},
+  ) {
+    this.maxGroup = o.maxGroup ?? 256;
+  }
+
+  commit(changes: readonly Change[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ changes, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, this.maxGroup);
+        let results: (OpenKeyError | undefined)[];
+        try {
+          results = await this.inner.commitEach(group.map((p) => p.changes));
+        } catch (e) {
+          for (const p of group) p.reject(e);
+          continue;
+        }
+        group.forEach((p, i) => {
+          const err = results[i];
+          if (err === undefined) p.resolve();
+          else p.reject(err);
+        });
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  commitEach(groups: readonly (readonly Change[])[]) {
+    return this.inner.commitEach(groups);
+  }
+  getPrincipal(id: string) {
+    return this.inner.getPrincipal(id);
+  }
+  getKey(keyId: string) {
+    return this.inner.getKey(keyId);
+  }
+  listKeys(owner: string, page: ListPage) {
+    return this.inner.listKeys(owner, page);
+  }
+  pruneNonces(now: number) {
+    return this.inner.pruneNonces(now);
+  }
+  getCounter(counter: string) {
+    return this.inner.getCounter(counter);
+  }
+  getTokenBucket(bucket: string) {
+    return this.inner.getTokenBucket(bucket);
+  }
+  getAuditHead() {
+    return this.inner.getAuditHead();
+  }
+  readAudit(from: number, to: number) {
+    return this.inner.readAudit(from, to);
+  }
+  async close(): Promise<void> {
+    // Let queued commits finish before the backend closes.
+    while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await this.inner.close();
+  }
+}
