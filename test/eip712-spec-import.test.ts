@@ -3,6 +3,8 @@
 // @hpke/core on the client, our own RFC 9180 code in the appliance), and the appliance's signature
 // of the spec's Mail document equals the signature the spec publishes.
 
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { keccak256, toBytes, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyAlgorithm } from '../proto/gen/openkey/v1/common_pb.ts';
@@ -10,33 +12,9 @@ import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts'
 import { createOpenKeyClient, encryptKeyForImport, generateCredentials, openKeyErrorCode } from '../clients/src/index.ts';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
 
-// EIP-712, "Test cases" (Example.js / Example.sol): the Mail message and its signature.
-const SPEC_DOC = {
-  types: {
-    EIP712Domain: [
-      { name: 'name', type: 'string' },
-      { name: 'version', type: 'string' },
-      { name: 'chainId', type: 'uint256' },
-      { name: 'verifyingContract', type: 'address' },
-    ],
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-};
+// EIP-712, "Test cases" (Example.js / Example.sol): the Mail document (the same file the README's
+// walk-through signs) and its published digest and signature.
+const SPEC_DOC: unknown = JSON.parse(readFileSync(fileURLToPath(new URL('../clients/examples/mail.json', import.meta.url)), 'utf8'));
 const SPEC_DIGEST = '0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2';
 const SPEC_R = '4355c47d63924e8a72e509b65029052eb6c299d53a04e167c5775fd466751c9d';
 const SPEC_S = '07299936d304c153f6443dfa05f40ff007d72911b6f72307f996231605b91562';
