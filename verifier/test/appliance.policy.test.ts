@@ -7,22 +7,13 @@ import { describe, expect, it } from 'vitest';
 
 import { fromHex, toHex } from '../src/bytes.ts';
 import { sha256 } from '../src/crypto.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
+import { type VerifierErrorCode } from '../src/errors.ts';
 import { verifyAppliance, type ApplianceEvidence, type AppliancePolicy } from '../src/policy/appliance.ts';
 import { checkReportAttributes } from '../src/policy/td-attributes.ts';
 import { parseQuote, type QuoteReport } from '../src/quote.ts';
 import { APP_ID, COMPOSE_HASH, IDENTITY_KEY, INSTANCE_ID, KMS_ROOT, NONCE, eventLog, mockAppliance, signatureChain } from './helpers/mock-appliance.ts';
 import { INTEL_ROOT, expectedVector, vectorCollateral, vectorJson, vectorQuote } from './helpers/vectors.ts';
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
-}
+import { codeOf } from './helpers/codes.ts';
 
 const base = mockAppliance();
 const verify = (

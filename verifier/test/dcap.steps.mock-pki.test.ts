@@ -6,13 +6,14 @@
 import { describe, expect, it } from 'vitest';
 
 import { verifyQuote, type VerifiedQuote } from '../src/dcap/verify.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
+import { type VerifierErrorCode } from '../src/errors.ts';
 import { p256 } from '@noble/curves/nist.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 import { utf8 } from '../src/bytes.ts';
 import { parseQuote } from '../src/quote.ts';
 import { buildMock, key, makeCrl, MOCK_NOW, type MockOptions } from './helpers/mock-pki.ts';
+import { codeOf } from './helpers/codes.ts';
 
 const DAY = 86_400;
 
@@ -20,16 +21,6 @@ function run(o: MockOptions = {}, mutate?: (m: ReturnType<typeof buildMock>) => 
   let m = buildMock(o);
   if (mutate !== undefined) m = mutate(m);
   return verifyQuote(m.quote, m.collateral, { trustAnchorDer: m.rootDer, now: m.now });
-}
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
 }
 
 const reject = (o: MockOptions, code: VerifierErrorCode, mutate?: Parameters<typeof run>[1]): void => {

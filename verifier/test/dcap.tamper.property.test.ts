@@ -7,19 +7,10 @@
 import { describe, expect, it } from 'vitest';
 
 import { verifyQuote } from '../src/dcap/verify.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
+import { type VerifierErrorCode } from '../src/errors.ts';
 import type { QuoteCollateral } from '../src/dcap/collateral.ts';
 import { INTEL_ROOT, expectedVector, vectorCollateral, vectorQuote } from './helpers/vectors.ts';
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
-}
+import { codeOf } from './helpers/codes.ts';
 
 interface Region {
   readonly name: string;

@@ -5,21 +5,12 @@ import { describe, expect, it } from 'vitest';
 
 import { toHex } from '../src/bytes.ts';
 import { verifyQuote } from '../src/dcap/verify.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
+import { type VerifierErrorCode } from '../src/errors.ts';
 import { INTEL_SGX_ROOT_CA_SHA256, intelSgxRootCaDer } from '../src/intel-root.ts';
 import { sha256 } from '../src/crypto.ts';
 import { buildMock } from './helpers/mock-pki.ts';
 import { INTEL_ROOT, expectedVector, vectorCollateral, vectorQuote } from './helpers/vectors.ts';
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
-}
+import { codeOf } from './helpers/codes.ts';
 
 const verifyAt = (quoteFile: string, collateralFile: string, now: number, anchor = INTEL_ROOT()) =>
   verifyQuote(vectorQuote(quoteFile), vectorCollateral(collateralFile), { trustAnchorDer: anchor, now });

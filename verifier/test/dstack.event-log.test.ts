@@ -6,21 +6,11 @@ import { describe, expect, it } from 'vitest';
 
 import { concatBytes, fromHex, toHex, utf8 } from '../src/bytes.ts';
 import { keccak_256, sha384 } from '../src/crypto.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
 import { parseQuote } from '../src/quote.ts';
 import { checkMrConfigId, extractAppIdentity } from '../src/dstack/app-identity.ts';
 import { parseEventLog, replayRtmrs, runtimeEventPreimage, type TdxEvent } from '../src/dstack/event-log.ts';
 import { expectedVector, vectorJson, vectorQuote, vectorText } from './helpers/vectors.ts';
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
-}
+import { codeOf } from './helpers/codes.ts';
 
 interface Fixture {
   readonly id: string;

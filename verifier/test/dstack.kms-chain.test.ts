@@ -4,19 +4,9 @@
 import { describe, expect, it } from 'vitest';
 
 import { fromHex, toHex } from '../src/bytes.ts';
-import { VerifierError, type VerifierErrorCode } from '../src/errors.ts';
 import { verifyKmsSignatureChain, type KmsChainInput } from '../src/dstack/kms-chain.ts';
 import { EXPECTED } from './helpers/vectors.ts';
-
-function codeOf(fn: () => unknown): VerifierErrorCode | 'no error' {
-  try {
-    fn();
-    return 'no error';
-  } catch (e: unknown) {
-    if (e instanceof VerifierError) return e.code;
-    throw e;
-  }
-}
+import { codeOf } from './helpers/codes.ts';
 
 const g = EXPECTED.getkey_signature_chain;
 const h = (s: string): Uint8Array => fromHex(s, 'INVALID_ARGUMENT');
