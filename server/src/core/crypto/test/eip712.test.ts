@@ -3,6 +3,8 @@
 // hashTypedData and ethers TypedDataEncoder.hash on a table of documents and on generated ones;
 // a hostile-input table (spec violations ⇒ INVALID_TYPED_DATA, bounds ⇒ PAYLOAD_TOO_LARGE); caches.
 
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { getAddress, hashStruct as viemHashStruct, hashTypedData as viemHashTypedData, recoverTypedDataAddress } from 'viem';
 import { privateKeyToAddress } from 'viem/accounts';
@@ -70,32 +72,8 @@ const ours = (doc: unknown): string => hex0x(hashTypedData(doc).digest);
 
 // ---- The specification's example -----------------------------------------------------------
 
-const MAIL: Doc = {
-  types: {
-    EIP712Domain: [
-      { name: 'name', type: 'string' },
-      { name: 'version', type: 'string' },
-      { name: 'chainId', type: 'uint256' },
-      { name: 'verifyingContract', type: 'address' },
-    ],
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-};
+// The spec's Mail document, the same file the README's walk-through signs.
+const MAIL = JSON.parse(readFileSync(fileURLToPath(new URL('../../../../../clients/examples/mail.json', import.meta.url)), 'utf8')) as Doc;
 const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x)) as T;
 
 describe('the EIP-712 specification example (Mail)', () => {
