@@ -3,7 +3,10 @@
 
 import { createClient, ConnectError, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
+import { AuditService } from '../../proto/gen/openkey/v1/audit_pb.ts';
 import { KeyService } from '../../proto/gen/openkey/v1/keys_pb.ts';
+import { PasskeyService } from '../../proto/gen/openkey/v1/passkeys_pb.ts';
+import { PolicyService } from '../../proto/gen/openkey/v1/policy_pb.ts';
 import { PrincipalService } from '../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../proto/gen/openkey/v1/signing_pb.ts';
 import type { Credentials } from './credentials.ts';
@@ -30,6 +33,9 @@ export interface OpenKeyClient {
   readonly keys: Client<typeof KeyService>;
   readonly signing: Client<typeof SignService>;
   readonly principals: Client<typeof PrincipalService>;
+  readonly passkeys: Client<typeof PasskeyService>;
+  readonly policy: Client<typeof PolicyService>;
+  readonly audit: Client<typeof AuditService>;
 }
 
 export function createTransport(o: OpenKeyClientOptions): Transport {
@@ -47,6 +53,9 @@ export function createOpenKeyClient(o: OpenKeyClientOptions): OpenKeyClient {
     keys: createClient(KeyService, transport),
     signing: createClient(SignService, transport),
     principals: createClient(PrincipalService, transport),
+    passkeys: createClient(PasskeyService, transport),
+    policy: createClient(PolicyService, transport),
+    audit: createClient(AuditService, transport),
   };
 }
 

@@ -10,11 +10,15 @@ import { createDstackTee } from './adapters/dstack-tee.ts';
 import { GroupCommitStore } from './adapters/group-commit.ts';
 import { openLevelStore } from './adapters/level-store.ts';
 import { createLogger, type Logger } from './adapters/logger.ts';
+import { createPasskeyCeremonies } from './adapters/webauthn.ts';
 import { importKeyStatement } from '../../proto/protocol/key-import.ts';
 import { deriveApplianceSecrets, IDENTITY_KEY_PURPOSE } from './core/appliance-keys.ts';
 import { AttestationService, type CollateralProvider } from './core/attestation.ts';
 import { pcsCollateral, writeDevPolicy } from './attestation-setup.ts';
+import { AuditLog } from './core/audit.ts';
 import { Authenticator } from './core/auth.ts';
+import { KeyPolicies } from './core/key-policies.ts';
+import { People } from './core/people.ts';
 import { zeroize } from './core/bytes.ts';
 import { UnsealedKeyCache } from './core/key-cache.ts';
 import { createApplianceCrypto } from './core/key-material.ts';
@@ -121,7 +125,24 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     const store: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store')));
     cleanups.push(() => store.close());
 
-    const auth = new Authenticator({ store, clock, verify: crypto.verifyPrincipalSignature, windowMs: config.stampWindowMs });
+    // Passkey ceremonies name the origins the browser reports; by default the appliance's own page.
+    let origins: readonly string[] = config.origins ?? [];
+    const people = new People({
+      store,
+      clock,
+      random,
+      webauthn: createPasskeyCeremonies({
+        rpId: config.rpId,
+        rpName: config.rpName,
+        get origins() {
+          return origins;
+        },
+      }),
+      registration: config.registration,
+      sessionTtlMs: config.sessionTtlMs,
+      validatePublicKey: crypto.validatePrincipalPublicKey,
+    });
+    const auth = new Authenticator({ store, clock, verify: crypto.verifyPrincipalSignature, windowMs: config.stampWindowMs, session: (id) => people.session(id) });
     const principals = new PrincipalService({
       store,
       clock,
@@ -144,10 +165,12 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     });
     const cache = new UnsealedKeyCache({ clock, maxEntries: config.keyCacheEntries, ttlMs: config.keyCacheTtlMs });
     cleanups.push(() => cache.clear());
-    const signing = new SignService({ store, keys, cache, hash: crypto.hasher });
+    const policies = new KeyPolicies({ store, clock });
+    const signing = new SignService({ store, clock, keys, policies, cache, hash: crypto.hasher });
     const receipts = new ReceiptSigner(identity, clock);
+    const audit = new AuditLog({ store, clock, sign: (m) => identity.sign(m) });
     cleanups.push(() => identity.destroy());
-    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation });
+    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, auditReaders: config.auditReaders });
     if (sim !== undefined) await writeDevPolicy(config.tee.kind === 'simulator' ? config.tee.dir : '', sim, attestation, logger);
 
     const limits = { maxRequestBytes: config.maxRequestBytes, maxResponseBytes: 4 * config.maxRequestBytes, callTimeoutMs: config.callTimeoutMs };
@@ -155,15 +178,20 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     cleanups.push(() => connect.close());
     const grpc: RunningServer = await startGrpcServer({ rpc, logger, limits }, config.host, config.grpcPort);
     cleanups.push(() => grpc.close());
+    if (config.origins === undefined) origins = [`http://localhost:${connect.port}`];
 
     // Consumed nonces are only needed while their stamps could still be accepted.
     const prune = setInterval(() => {
       store.pruneNonces(clock.now()).catch((err: unknown) => logger.error({ err }, 'nonce pruning failed'));
+      store.pruneDocs(clock.now()).catch((err: unknown) => logger.error({ err }, 'challenge and session pruning failed'));
     }, 60_000);
     prune.unref();
     cleanups.push(() => clearInterval(prune));
 
-    logger.info({ connect: `${config.host}:${connect.port}`, grpc: `${config.host}:${grpc.port}`, registration: config.registration }, 'appliance listening');
+    logger.info(
+      { connect: `${config.host}:${connect.port}`, grpc: `${config.host}:${grpc.port}`, registration: config.registration, rpId: config.rpId, origins },
+      'appliance listening',
+    );
     let closed: Promise<void> | undefined;
     return {
       connectPort: connect.port,

@@ -33,6 +33,14 @@ export interface Config {
   /** PCCS or Intel PCS base URL for collateral shipped with Attest (production; optional). */
   readonly pccsUrl: string | undefined;
   readonly callTimeoutMs: number;
+  /** WebAuthn relying party: passkeys are bound to this domain. */
+  readonly rpId: string;
+  readonly rpName: string;
+  /** Origins allowed in passkey ceremonies; undefined = http://localhost:<Connect port>. */
+  readonly origins: readonly string[] | undefined;
+  readonly sessionTtlMs: number;
+  /** Who may export the audit log: any authenticated principal, or administrators only. */
+  readonly auditReaders: 'any' | 'admin';
 }
 
 export class ConfigError extends Error {
@@ -94,5 +102,35 @@ export function loadConfig(env: Env = process.env): Config {
     pccsUrl: env['OPENKEY_PCCS_URL'] || undefined,
     maxRequestBytes: int(env, 'OPENKEY_MAX_REQUEST_BYTES', 1024 * 1024, 1024, 16 * 1024 * 1024),
     callTimeoutMs: int(env, 'OPENKEY_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
+    rpId: rpId(env['OPENKEY_RP_ID'] || 'localhost'),
+    rpName: env['OPENKEY_RP_NAME'] || 'OpenKey appliance',
+    origins: origins(env['OPENKEY_ORIGINS']),
+    sessionTtlMs: int(env, 'OPENKEY_SESSION_TTL_MS', 15 * 60_000, 10_000, 24 * 3_600_000),
+    auditReaders: auditReaders(env['OPENKEY_AUDIT_READERS'] || (tee.kind === 'simulator' ? 'any' : 'admin')),
   };
+}
+
+function rpId(v: string): string {
+  if (!/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v)) throw new ConfigError('OPENKEY_RP_ID must be a lowercase domain name, e.g. keys.example.com');
+  return v;
+}
+
+function origins(v: string | undefined): readonly string[] | undefined {
+  if (v === undefined || v.trim() === '') return undefined;
+  const list = v.split(',').map((o) => o.trim());
+  for (const o of list) {
+    let u: URL;
+    try {
+      u = new URL(o);
+    } catch {
+      throw new ConfigError(`OPENKEY_ORIGINS: ${o} is not a URL`);
+    }
+    if (u.origin !== o) throw new ConfigError(`OPENKEY_ORIGINS: ${o} is not an origin (scheme://host[:port], no path)`);
+  }
+  return list;
+}
+
+function auditReaders(v: string): 'any' | 'admin' {
+  if (v !== 'any' && v !== 'admin') throw new ConfigError('OPENKEY_AUDIT_READERS must be "any" or "admin"');
+  return v;
 }

@@ -86,6 +86,15 @@ export class GroupCommitStore implements Store {
   readAudit(from: number, to: number) {
     return this.inner.readAudit(from, to);
   }
+  getDoc(space: string, id: string) {
+    return this.inner.getDoc(space, id);
+  }
+  listDocs(space: string, page: ListPage & { readonly prefix?: string }) {
+    return this.inner.listDocs(space, page);
+  }
+  pruneDocs(now: number) {
+    return this.inner.pruneDocs(now);
+  }
   async close(): Promise<void> {
     // Let queued commits finish before the backend closes.
     while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));

@@ -15,6 +15,8 @@
 //   b!<bucket>                     → token bucket {level, at, parameters} (policy rate limits)
 //   a!<seq:16 hex>                 → audit record (seq order = key order)
 //   m!audit-head                   → audit chain head {seq, hash}; absent = empty log
+//   d!<space>!<id>                 → document {version, expiresAt?, value} (people, passkeys, policies…)
+//   y!<expiresAt:16 hex>!<space>!<id> → empty; expiry index of documents, for pruneDocs
 //
 // Extending: add a `Change` variant in ports.ts and a case in `plan`. A step reads through `Txn.get`
 // (which sees the commit's own earlier writes, e.g. the chain head another change in the same commit
@@ -25,12 +27,16 @@
 
 import { AUDIT_GENESIS_HASH, chainAuditRecord, checkAuditEntry } from '../core/audit.ts';
 import { OpenKeyError, isOpenKeyError } from '../core/errors.ts';
-import type { AuditHead, AuditRecord, Change, KeyRecord, ListPage, PrincipalRecord, Store, TokenBucketState, WindowCounter } from '../core/ports.ts';
+import type { AuditHead, AuditRecord, Change, KeyRecord, ListPage, PrincipalRecord, Store, StoredDoc, TokenBucketState, WindowCounter } from '../core/ports.ts';
 import {
   decodeAuditHead,
   decodeAuditRecord,
   decodeBucket,
   decodeCounter,
+  decodeDoc,
+  encodeDoc,
+  isDocSpace,
+  isDocVersion,
   decodeKey,
   decodePrincipal,
   encodeAuditHead,
@@ -95,6 +101,10 @@ const counterKey = (counter: string): string => `c!${hex(counter)}`;
 const bucketKey = (bucket: string): string => `b!${hex(bucket)}`;
 const auditKey = (seq: number): string => `a!${seq.toString(16).padStart(16, '0')}`;
 const AUDIT_HEAD_KEY = 'm!audit-head';
+const docPrefix = (space: string): string => `d!${hex(space)}!`;
+const docKey = (space: string, id: string): string => `${docPrefix(space)}${hex(id)}`;
+const docExpiryKey = (t: number, space: string, id: string): string => `y!${expiryPart(t)}!${hex(space)}!${hex(id)}`;
+const DOC_EXPIRY_KEY_RE = /^y!([0-9a-f]{16})!((?:[0-9a-f]{2})+)!((?:[0-9a-f]{2})+)$/;
 /** The smallest key greater than every key that starts with `prefix` (prefixes end in '!'). */
 const prefixEnd = (prefix: string): string => `${prefix.slice(0, -1)}"`;
 
@@ -272,6 +282,40 @@ function plan(change: Change): Step {
         tx.put(AUDIT_HEAD_KEY, encodeAuditHead(record));
       };
     }
+    case 'putDoc': {
+      const { space, id, ifVersion, expiresAt } = change;
+      const conflict = change.conflict ?? 'CONFLICT';
+      if (!isDocSpace(space) || !isStorableId(id)) throw new OpenKeyError('INTERNAL', 'putDoc: ill-formed space or id');
+      if (ifVersion !== undefined && !(ifVersion === 0 || isDocVersion(ifVersion))) throw new OpenKeyError('INTERNAL', 'putDoc: ill-formed ifVersion');
+      if (expiresAt !== undefined && !isTimestamp(expiresAt)) throw new OpenKeyError('INTERNAL', 'putDoc: ill-formed expiresAt');
+      const value = Uint8Array.from(change.value);
+      encodeDoc({ value, version: 1, ...(expiresAt === undefined ? {} : { expiresAt }) }); // validates size now
+      const key = docKey(space, id);
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? undefined : decodeDoc(raw);
+        if (ifVersion !== undefined && (current?.version ?? 0) !== ifVersion) throw new OpenKeyError(conflict, `${space} document changed`);
+        if (current?.expiresAt !== undefined) tx.del(docExpiryKey(current.expiresAt, space, id));
+        const version = (current?.version ?? 0) + 1;
+        tx.put(key, encodeDoc({ value, version, ...(expiresAt === undefined ? {} : { expiresAt }) }));
+        if (expiresAt !== undefined) tx.put(docExpiryKey(expiresAt, space, id), EMPTY);
+      };
+    }
+    case 'deleteDoc': {
+      const { space, id, ifVersion } = change;
+      const conflict = change.conflict ?? 'CONFLICT';
+      if (!isDocSpace(space) || !isStorableId(id)) throw new OpenKeyError('INTERNAL', 'deleteDoc: ill-formed space or id');
+      if (ifVersion !== undefined && !isDocVersion(ifVersion)) throw new OpenKeyError('INTERNAL', 'deleteDoc: ill-formed ifVersion');
+      const key = docKey(space, id);
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? undefined : decodeDoc(raw);
+        if (ifVersion !== undefined && current?.version !== ifVersion) throw new OpenKeyError(conflict, `${space} document changed or gone`);
+        if (current === undefined) return;
+        if (current.expiresAt !== undefined) tx.del(docExpiryKey(current.expiresAt, space, id));
+        tx.del(key);
+      };
+    }
     default: {
       const unknown: never = change;
       throw new OpenKeyError('INTERNAL', `unknown change kind ${String((unknown as { kind?: unknown }).kind)}`);
@@ -447,6 +491,66 @@ export class KvStore implements Store {
         return decodeAuditRecord(raw);
       }),
     );
+  }
+
+  async getDoc(space: string, id: string): Promise<StoredDoc | undefined> {
+    this.#assertOpen();
+    if (!isDocSpace(space)) throw new OpenKeyError('INTERNAL', 'getDoc: ill-formed space');
+    if (!isStorableId(id)) return undefined;
+    const raw = await this.#backend.get(docKey(space, id));
+    return raw === undefined ? undefined : decodeDoc(raw);
+  }
+
+  async listDocs(space: string, page: ListPage & { readonly prefix?: string }): Promise<{ readonly id: string; readonly doc: StoredDoc }[]> {
+    this.#assertOpen();
+    const { limit } = page;
+    const after = page.after === '' ? undefined : page.after;
+    if (!isDocSpace(space)) throw new OpenKeyError('INTERNAL', 'listDocs: ill-formed space');
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) throw new OpenKeyError('INTERNAL', `listDocs: limit must be 1..${MAX_PAGE_LIMIT}`);
+    if (after !== undefined && !isStorableId(after)) throw new OpenKeyError('INTERNAL', 'listDocs: ill-formed cursor');
+    const base = docPrefix(space);
+    // Hex is byte-wise, so the hex of a prefix is a prefix of the hex of every id that has it.
+    const prefix = `${base}${page.prefix === undefined ? '' : hex(page.prefix)}`;
+    const end = page.prefix === undefined || page.prefix === '' ? prefixEnd(base) : `${prefix}g`; // 'g' sorts after every hex digit
+    const afterKey = after === undefined ? undefined : `${base}${hex(after)}`;
+    const range: KeyRange = afterKey !== undefined && afterKey >= prefix ? { gt: afterKey, lt: end, limit } : { gte: prefix, lt: end, limit };
+    const keys = await this.#backend.keys(range);
+    return Promise.all(
+      keys.map(async (k) => {
+        const id = unhexId(k.slice(base.length));
+        if (id === undefined) throw new OpenKeyError('INTERNAL', 'corrupt document key');
+        const raw = await this.#backend.get(k);
+        if (raw === undefined) throw new OpenKeyError('INTERNAL', 'document vanished while listing');
+        return { id, doc: decodeDoc(raw) };
+      }),
+    );
+  }
+
+  async pruneDocs(now: number): Promise<number> {
+    this.#assertOpen();
+    if (!isTimestamp(now)) throw new OpenKeyError('INTERNAL', 'pruneDocs: now is not a timestamp');
+    const end = `y!${expiryPart(now)}`;
+    let removed = 0;
+    for (;;) {
+      const n = await this.#serial.run(async () => {
+        if (this.#closed) return 0;
+        const keys = await this.#backend.keys({ gte: 'y!', lt: end, limit: PRUNE_CHUNK });
+        const ops: KvOp[] = [];
+        for (const k of keys) {
+          const m = DOC_EXPIRY_KEY_RE.exec(k);
+          if (m === null) throw new OpenKeyError('INTERNAL', 'corrupt document expiry index entry');
+          ops.push({ type: 'del', key: k });
+          // Only if the document still carries this expiry (a rewrite moved its index entry).
+          const doc = `d!${m[2] ?? ''}!${m[3] ?? ''}`;
+          const raw = await this.#backend.get(doc);
+          if (raw !== undefined && decodeDoc(raw).expiresAt === parseInt(m[1] ?? '', 16)) ops.push({ type: 'del', key: doc });
+        }
+        if (ops.length > 0) await this.#backend.write(ops);
+        return keys.length;
+      });
+      removed += n;
+      if (n < PRUNE_CHUNK) return removed;
+    }
   }
 
   async pruneNonces(now: number): Promise<number> {

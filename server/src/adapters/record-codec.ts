@@ -21,6 +21,7 @@ import type {
   PrincipalAlgorithm,
   PrincipalRecord,
   PrincipalRole,
+  StoredDoc,
   TokenBucketState,
   WindowCounter,
 } from '../core/ports.ts';
@@ -279,6 +280,49 @@ export function decodeAuditHead(bytes: Uint8Array): AuditHead {
   if (!isAuditSeq(seq)) return fail('seq');
   if (!isAuditHash(hash)) return fail('hash');
   return { seq, hash };
+}
+
+// ---- documents ----------------------------------------------------------------------------------
+
+const DOC_FIELDS = ['v', 'version', 'value'] as const;
+const DOC_FIELDS_EXPIRING = ['v', 'version', 'expiresAt', 'value'] as const;
+/** Largest document value: documents are small records (a policy with 64 grants fits easily). */
+export const MAX_DOC_BYTES = 256 * 1024;
+const DOC_SPACE_RE = /^[a-z][a-z0-9-]{0,31}$/;
+
+export function isDocSpace(s: unknown): s is string {
+  return typeof s === 'string' && DOC_SPACE_RE.test(s);
+}
+
+export function isDocVersion(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 1;
+}
+
+export function encodeDoc(d: StoredDoc): Uint8Array {
+  const fail = failWith('INTERNAL', 'refusing to store invalid document');
+  if (!isDocVersion(d.version)) fail('version');
+  if (!(d.value instanceof Uint8Array) || d.value.length > MAX_DOC_BYTES) fail('value');
+  if (d.expiresAt !== undefined && !isTimestamp(d.expiresAt)) fail('expiresAt');
+  const value = b64(d.value);
+  return json(d.expiresAt === undefined ? { v: RECORD_FORMAT, version: d.version, value } : { v: RECORD_FORMAT, version: d.version, expiresAt: d.expiresAt, value });
+}
+
+export function decodeDoc(bytes: Uint8Array): StoredDoc {
+  const fail = failWith('INTERNAL', 'corrupt document');
+  let o: Readonly<Record<string, unknown>>;
+  try {
+    o = parseObject(bytes, DOC_FIELDS, fail);
+  } catch {
+    o = parseObject(bytes, DOC_FIELDS_EXPIRING, fail);
+  }
+  const version = o['version'];
+  if (!isDocVersion(version)) return fail('version');
+  const value = unb64(o['value'], fail);
+  if (value.length > MAX_DOC_BYTES) return fail('value');
+  const expiresAt = o['expiresAt'];
+  if (expiresAt === undefined) return { value, version };
+  if (!isTimestamp(expiresAt)) return fail('expiresAt');
+  return { value, version, expiresAt };
 }
 
 // ---- field checks -------------------------------------------------------------------------------

@@ -545,6 +545,82 @@ export function storeContract(name: string, openStore: () => Promise<Store>): vo
       });
     });
 
+    describe('documents (putDoc / deleteDoc)', () => {
+      const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+      const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
+      const put = (space: string, id: string, value: string, over: Partial<Extract<Change, { kind: 'putDoc' }>> = {}): Change => ({ kind: 'putDoc', space, id, value: bytes(value), ...over });
+
+      it('versions start at 1 and grow; ifVersion 0 creates once; a stale version is CONFLICT or the given code', async () => {
+        expect(await store.getDoc('policy', 'key_1')).toBeUndefined();
+        await store.commit([put('policy', 'key_1', 'a', { ifVersion: 0 })]);
+        const first = await store.getDoc('policy', 'key_1');
+        expect([first?.version, text(first?.value)]).toEqual([1, 'a']);
+        expect(await codeOf(store.commit([put('policy', 'key_1', 'b', { ifVersion: 0 })]))).toBe('CONFLICT');
+        await store.commit([put('policy', 'key_1', 'b', { ifVersion: 1 })]);
+        expect(await codeOf(store.commit([put('policy', 'key_1', 'c', { ifVersion: 1, conflict: 'PRINCIPAL_EXISTS' })]))).toBe('PRINCIPAL_EXISTS');
+        await store.commit([put('policy', 'key_1', 'd')]);
+        const last = await store.getDoc('policy', 'key_1');
+        expect([last?.version, text(last?.value)]).toEqual([3, 'd']);
+      });
+
+      it('a failed condition writes nothing of the commit', async () => {
+        await store.commit([put('policy', 'key_1', 'a')]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n1'), put('policy', 'key_2', 'x'), put('policy', 'key_1', 'b', { ifVersion: 0 })]))).toBe('CONFLICT');
+        expect(await store.getDoc('policy', 'key_2')).toBeUndefined();
+        await store.commit([nonce('svc_a', 'n1')]); // the nonce was not consumed
+      });
+
+      it('deleteDoc with ifVersion consumes exactly once under concurrency', async () => {
+        await store.commit([put('challenge', 'c1', 'x', { expiresAt: 5_000 })]);
+        const results = await Promise.allSettled(Array.from({ length: 20 }, () => store.commit([{ kind: 'deleteDoc', space: 'challenge', id: 'c1', ifVersion: 1, conflict: 'WEBAUTHN_CHALLENGE_INVALID' }])));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect((r.reason as { code?: string }).code).toBe('WEBAUTHN_CHALLENGE_INVALID');
+        expect(await store.getDoc('challenge', 'c1')).toBeUndefined();
+        await store.commit([{ kind: 'deleteDoc', space: 'challenge', id: 'c1' }]); // unconditional: no error
+      });
+
+      it('20 concurrent compare-and-set writers from one version: exactly one wins', async () => {
+        await store.commit([put('policy', 'k', '0')]);
+        const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.commit([put('policy', 'k', String(i), { ifVersion: 1 })])));
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect((await store.getDoc('policy', 'k'))?.version).toBe(2);
+      });
+
+      it('listDocs pages in id order within a prefix and never crosses spaces', async () => {
+        const ids = ['usr_b/3', 'usr_a/2', 'usr_a/1', 'usr_ab/9', 'usr_c/1'];
+        await store.commit(ids.map((id) => put('passkey-index', id, id)));
+        await store.commit([put('passkeys', 'usr_a/1', 'other space')]);
+        const list = async (prefix: string | undefined, after?: string, limit = 10) =>
+          (await store.listDocs('passkey-index', { limit, ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) })).map((d) => d.id);
+        expect(await list(undefined)).toEqual(['usr_a/1', 'usr_a/2', 'usr_ab/9', 'usr_b/3', 'usr_c/1']);
+        expect(await list('usr_a/')).toEqual(['usr_a/1', 'usr_a/2']);
+        expect(await list('usr_a/', 'usr_a/1')).toEqual(['usr_a/2']);
+        expect(await list('usr_a', undefined, 2)).toEqual(['usr_a/1', 'usr_a/2']);
+        expect(await list('usr_a', 'usr_a/2')).toEqual(['usr_ab/9']);
+        expect(await list('usr_z/')).toEqual([]);
+        const [doc] = await store.listDocs('passkeys', { limit: 10 });
+        expect(text(doc?.doc.value)).toBe('other space');
+      });
+
+      it('pruneDocs removes only documents past their current expiry', async () => {
+        await store.commit([put('challenge', 'old', 'x', { expiresAt: 100 }), put('challenge', 'new', 'y', { expiresAt: 10_000 }), put('challenge', 'moved', 'z', { expiresAt: 100 }), put('policy', 'forever', 'p')]);
+        await store.commit([put('challenge', 'moved', 'z2', { expiresAt: 20_000 })]);
+        expect(await store.pruneDocs(1_000)).toBe(1);
+        expect(await store.getDoc('challenge', 'old')).toBeUndefined();
+        expect(text((await store.getDoc('challenge', 'moved'))?.value)).toBe('z2');
+        expect(await store.getDoc('challenge', 'new')).toBeDefined();
+        expect(await store.getDoc('policy', 'forever')).toBeDefined();
+        expect(await store.pruneDocs(1_000)).toBe(0);
+      });
+
+      it('refuses ill-formed spaces, ids and versions with INTERNAL', async () => {
+        for (const change of [put('Bad Space', 'x', 'v'), put('ok', '', 'v'), put('ok', 'x', 'v', { ifVersion: -1 }), put('ok', 'x', 'v', { expiresAt: 1.5 }), { kind: 'deleteDoc', space: 'ok', id: 'x', ifVersion: 0 } as Change]) {
+          expect(await codeOf(store.commit([change]))).toBe('INTERNAL');
+        }
+        expect(await codeOf(store.commit([{ kind: 'putDoc', space: 'ok', id: 'x', value: new Uint8Array(256 * 1024 + 1) }]))).toBe('INTERNAL');
+      });
+    });
+
     it('after close, calls fail with INTERNAL and close is idempotent', async () => {
       await store.commit([nonce('svc_a', 'n1')]);
       await store.close();

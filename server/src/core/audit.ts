@@ -21,7 +21,7 @@ const RECORD_TAG = 'openkey-audit-record-v1';
 const HEAD_TAG = 'openkey-audit-head-v1';
 
 /** Operations the appliance audits. Extend here as features land. */
-export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'register_passkey' | 'login' | 'logout' | 'delegate' | 'audit_export';
+export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'delegate' | 'audit_export';
 /** Reason codes: the policy engine's, or a domain error code for decisions made elsewhere. */
 export type AuditReason = PolicyReason | ErrorCode;
 
@@ -205,8 +205,8 @@ export interface AuditExport {
 }
 
 export interface AuditLogOptions {
-  /** Read side of the store (writes go through `commit` with `appendAudit`). */
-  readonly store: Pick<Store, 'getAuditHead' | 'readAudit'>;
+  /** Reads, and `commit` for the records of reads themselves. */
+  readonly store: Pick<Store, 'getAuditHead' | 'readAudit' | 'commit'>;
   readonly clock: Clock;
   /** The appliance identity key's Ed25519 signature (e.g. `(b) => identity.sign(b)`). */
   readonly sign: (message: Uint8Array) => Uint8Array;
@@ -214,6 +214,12 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   constructor(private readonly o: AuditLogOptions) {}
+
+  /** Records that `auth` read the log (with its stamp's nonce), before the read is served. */
+  async recordRead(auth: { readonly principal: { readonly id: string }; readonly nonceChange: Change; readonly requestDigest: Uint8Array }): Promise<void> {
+    const entry = { time: this.o.clock.now(), principal: auth.principal.id, operation: 'audit_export' as const, keyId: '', requestDigest: auth.requestDigest };
+    await this.o.store.commit([auth.nonceChange, appendAudit({ ...entry, decision: 'allow', reason: 'OWNER' })]);
+  }
 
   /** The current chain head, signed. */
   async signedHead(): Promise<SignedAuditHead> {

@@ -25,7 +25,13 @@ export interface AuthRequest {
 }
 
 export interface Authenticated {
+  /** Who acts: a service or admin, or, for a session, the person it belongs to (role "person"). */
   readonly principal: PrincipalRecord;
+  /** Set when a person's session stamped the request. */
+  readonly session?: { readonly id: string; readonly expiresAt: number };
+  /** The method and body digest the stamp covered (what audit records and receipts name). */
+  readonly method: string;
+  readonly requestDigest: Uint8Array;
   /** Commit this with the request's state changes (or alone) before acting on the request. */
   readonly nonceChange: Change;
 }
@@ -36,6 +42,18 @@ export interface AuthenticatorOptions {
   readonly verify: PrincipalSignatureVerifier;
   /** Accepted clock skew either side of `now`, in milliseconds. */
   readonly windowMs: number;
+  /** Looks up a person's session by its principal id, expired or not (core/people.ts). */
+  readonly session?: (id: string) => Promise<SessionLookup | undefined>;
+}
+
+/** What the authenticator needs of a session. */
+export interface SessionLookup {
+  readonly id: string;
+  readonly personId: string;
+  readonly algorithm: PrincipalAlgorithm;
+  readonly publicKey: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number;
 }
 
 export class Authenticator {
@@ -45,9 +63,22 @@ export class Authenticator {
   async authenticate(req: AuthRequest): Promise<Authenticated> {
     const stamp = this.parse(req);
     const principal = await this.o.store.getPrincipal(stamp.principalId);
+    if (principal !== undefined) return this.check(req, stamp, principal);
+    const session = await this.o.session?.(stamp.principalId);
     // An unknown principal and a bad signature are the same error on the wire.
-    if (principal === undefined) throw new OpenKeyError('STAMP_INVALID', 'unknown principal');
-    return this.check(req, stamp, principal);
+    if (session === undefined) throw new OpenKeyError('STAMP_INVALID', 'unknown principal');
+    const person: PrincipalRecord = {
+      id: session.personId,
+      role: 'person',
+      algorithm: session.algorithm,
+      publicKey: session.publicKey,
+      name: '',
+      createdAt: session.createdAt,
+    };
+    const auth = this.check(req, stamp, person, session.id);
+    // After the signature, so only the session's holder learns that it ended.
+    if (session.expiresAt <= this.o.clock.now()) throw new OpenKeyError('SESSION_EXPIRED');
+    return { ...auth, session: { id: session.id, expiresAt: session.expiresAt } };
   }
 
   /**
@@ -67,7 +98,9 @@ export class Authenticator {
     return stamp;
   }
 
-  private check(req: AuthRequest, stamp: StampFields, principal: PrincipalRecord): Authenticated {
+  /** `keyId` is the principal id the stamp names: the principal's own, or its session's. */
+  private check(req: AuthRequest, stamp: StampFields, principal: PrincipalRecord, keyId = principal.id): Authenticated {
+    if (stamp.principalId !== keyId) throw new OpenKeyError('INTERNAL', 'stamp principal mismatch');
     const input = stampSigningInput(req.method, req.bodyDigest, stamp.principalId, stamp.timestampMs, stamp.nonce);
     if (!this.o.verify(principal.algorithm, principal.publicKey, input, stamp.signature)) {
       throw new OpenKeyError('STAMP_INVALID', 'signature');
@@ -77,9 +110,11 @@ export class Authenticator {
     if (Math.abs(now - stamp.timestampMs) > this.o.windowMs) throw new OpenKeyError('STAMP_EXPIRED');
     return {
       principal,
+      method: req.method,
+      requestDigest: req.bodyDigest,
       nonceChange: {
         kind: 'consumeNonce',
-        principalId: principal.id,
+        principalId: keyId,
         nonce: stamp.nonce,
         // A nonce only needs remembering while its stamp could still be inside the window.
         expiresAt: stamp.timestampMs + this.o.windowMs,

@@ -36,6 +36,19 @@ export const ERROR_CODES = [
   'LIFETIME_TOO_LONG', // the requested lifetime exceeds the grant's maximum, or would outlive the grant
   'GRANT_EXPIRED', // the grant's expiry has passed; the owner must approve again
   'GRANT_REVOKED', // the owner revoked the grant
+  // Passkeys (core/webauthn.ts, core/passkeys.ts). Specific WebAuthn codes exist only for checks a
+  // user or operator can act on; everything else about a response (shape, encoding, signature, an
+  // unknown credential) is the one code WEBAUTHN_INVALID.
+  'WEBAUTHN_INVALID', // malformed JSON or response shape, bad signature, unknown credential: generic verification failure
+  'WEBAUTHN_ORIGIN_MISMATCH', // clientDataJSON.origin is not one of the relying party's origins, or the call was cross-origin
+  'WEBAUTHN_RP_ID_MISMATCH', // authenticatorData.rpIdHash is not SHA-256 of the relying party id
+  'WEBAUTHN_USER_VERIFICATION_REQUIRED', // the authenticator did not set the UV flag; every passkey ceremony here requires it
+  'WEBAUTHN_COUNTER_REGRESSION', // a validly signed signCount did not increase past a non-zero stored one: possibly a cloned authenticator
+  'WEBAUTHN_CHALLENGE_INVALID', // the challenge differs from the one issued, or the issued one is unknown, used or expired
+  'SESSION_EXPIRED', // the passkey login session has ended; log in again
+  'APPROVAL_INVALID', // a passkey approval that does not verify or does not cover this exact request
+  'GRANT_NOT_FOUND', // no such grant, or none the caller may see
+  'CONFLICT', // a concurrent change to the same record won; re-read and retry
   // Cryptographic envelopes. One code per envelope kind, never a hint about which check failed.
   'IMPORT_DECRYPT_FAILED',
   'SEALED_KEY_CORRUPT', // a stored blob failed authentication or public-key re-derivation

@@ -78,7 +78,7 @@ export function createApplianceCrypto(): ApplianceCrypto {
   return {
     secp256k1Backend: secp.name,
     material,
-    hasher: { personalMessage: hashPersonalMessage, typedData: (json) => eip712.hash(json).digest },
+    hasher: { personalMessage: hashPersonalMessage, typedData: (json) => eip712.hash(json) },
     verifyPrincipalSignature: (alg, pub, msg, sig) => verifier.verify(alg, pub, msg, sig),
     validatePrincipalPublicKey,
     importOpener: (privateKey) => {

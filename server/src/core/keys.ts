@@ -5,9 +5,10 @@
 import type { Authenticated } from './auth.ts';
 import { importAad } from '../../../proto/protocol/key-import.ts';
 import { equalBytes, zeroize } from './bytes.ts';
-import { OpenKeyError } from './errors.ts';
+import { appendAudit } from './audit.ts';
+import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
 import { checkKeyId, newKeyId } from './ids.ts';
-import type { Clock, KeyAlgorithm, KeyRecord, PrincipalRecord, Random, Store } from './ports.ts';
+import type { Change, Clock, KeyAlgorithm, KeyRecord, PrincipalRecord, Random, Store } from './ports.ts';
 
 export const MAX_LABEL_LENGTH = 128;
 export const MAX_PAGE_SIZE = 500;
@@ -78,7 +79,19 @@ export class KeyService {
     return Uint8Array.from(this.o.importPublicKey);
   }
 
+  /** Creates (or imports) a key for the caller. Audited as seal_key, allowed or denied. */
   async create(auth: Authenticated, input: NewKey): Promise<KeyView> {
+    const audit = (keyId: string, decision: 'allow' | 'deny', reason: ErrorCode | 'OWNER'): Change =>
+      appendAudit({ time: this.o.clock.now(), principal: auth.principal.id, operation: 'seal_key', keyId, requestDigest: auth.requestDigest, decision, reason });
+    try {
+      return await this.createAudited(auth, input, (keyId) => audit(keyId, 'allow', 'OWNER'));
+    } catch (e) {
+      if (isOpenKeyError(e) && e.code !== 'INTERNAL' && e.code !== 'STAMP_REPLAYED') await this.o.store.commit([auth.nonceChange, audit('', 'deny', e.code)]);
+      throw e;
+    }
+  }
+
+  private async createAudited(auth: Authenticated, input: NewKey, allowed: (keyId: string) => Change): Promise<KeyView> {
     if (input.label.length > MAX_LABEL_LENGTH) throw new OpenKeyError('PAYLOAD_TOO_LARGE', 'label');
     if (input.rawDigestSigning && input.algorithm !== 'secp256k1') {
       throw new OpenKeyError('ALGORITHM_MISMATCH', 'raw digest signing is for secp256k1 keys');
@@ -98,7 +111,7 @@ export class KeyService {
         createdAt: this.o.clock.now(),
         sealed: this.o.sealer.seal(params, secret),
       };
-      await this.o.store.commit([auth.nonceChange, { kind: 'createKey', key: record }]);
+      await this.o.store.commit([auth.nonceChange, { kind: 'createKey', key: record }, allowed(keyId)]);
       return this.view(record);
     } finally {
       zeroize(secret);

@@ -12,7 +12,7 @@ import type { Change, KeyAlgorithm, PrincipalRole } from './ports.ts';
 export const SIGN_OPERATIONS = ['personal_sign', 'eip712', 'raw_digest', 'ed25519'] as const;
 export type SignOperation = (typeof SIGN_OPERATIONS)[number];
 
-/** Who can hold a grant. Today only services exist; people (passkeys) and their sessions follow. */
+/** Who can hold a grant: a person (any of their sessions), a service, or one session. */
 export const PRINCIPAL_KINDS = ['person', 'service', 'session'] as const;
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
 
@@ -98,6 +98,8 @@ export interface VerifiedApproval {
 
 export interface PolicyRequest {
   readonly principal: PrincipalRef;
+  /** The session a person's request came through; grants to that one session match it too. */
+  readonly session?: string;
   /** undefined when no key has this id: denied like a key the principal may not use. */
   readonly key: PolicyKey | undefined;
   /** undefined = no policy: owner only. */
@@ -160,6 +162,8 @@ export function principalKindOf(role: PrincipalRole): PrincipalKind {
     case 'admin':
     case 'service':
       return 'service';
+    case 'person':
+      return 'person';
   }
 }
 
@@ -365,7 +369,10 @@ export function evaluatePolicy(req: PolicyRequest): PolicyDecision {
 
   let closest: { reason: PolicyReason; grantId: string } | undefined;
   for (const g of policy.grants) {
-    if (g.principal.kind !== req.principal.kind || g.principal.id !== req.principal.id) continue;
+    const matches =
+      (g.principal.kind === req.principal.kind && g.principal.id === req.principal.id) ||
+      (g.principal.kind === 'session' && req.session !== undefined && g.principal.id === req.session);
+    if (!matches) continue;
     const reason = checkUse(g, key, req, count);
     if (reason === undefined) return allow('GRANT', 'grantee', g.id, countersFor(g, key, req, g.id, count));
     if (closest === undefined || (RANK[reason] ?? 0) > (RANK[closest.reason] ?? 0)) closest = { reason, grantId: g.id };

@@ -2,7 +2,7 @@
 // the composition root (server/src/main.ts) wires them. Nothing here imports a transport, storage,
 // logging or TEE library.
 
-import type { OpenKeyError } from './errors.ts';
+import type { ErrorCode, OpenKeyError } from './errors.ts';
 
 /** Milliseconds since the Unix epoch. Injected so tests control time. */
 export interface Clock {
@@ -56,7 +56,8 @@ export interface Tee {
 
 export type KeyAlgorithm = 'secp256k1' | 'ed25519';
 export type PrincipalAlgorithm = 'ed25519' | 'p256';
-export type PrincipalRole = 'admin' | 'service';
+/** Stored principals are admins and services; 'person' is a passkey holder acting through a session. */
+export type PrincipalRole = 'admin' | 'service' | 'person';
 
 export interface PrincipalRecord {
   readonly id: string;
@@ -140,6 +141,22 @@ export interface AuditHead {
   readonly hash: Uint8Array;
 }
 
+// ---- Documents (people, passkeys, challenges, sessions, policies, grants, delegations) ------------
+
+/**
+ * A document space: a family of small records the domain encodes itself (JSON, checked on read),
+ * e.g. "passkey", "session", "policy". Lowercase, at most 32 characters.
+ */
+export type DocSpace = string;
+
+/** A stored document. `version` starts at 1 and grows by one on every write (compare-and-set). */
+export interface StoredDoc {
+  readonly value: Uint8Array;
+  readonly version: number;
+  /** When set, the document may be pruned after this instant (pruneExpired). The domain still checks it. */
+  readonly expiresAt?: number;
+}
+
 /**
  * One change in an atomic write. Conditional changes (`create*`, `consumeNonce`, `incrementCounter`,
  * `takeTokens`) are checked inside the same atomic section as the write: if any condition fails,
@@ -164,7 +181,26 @@ export type Change =
    */
   | ({ readonly kind: 'takeTokens'; readonly bucket: string; readonly now: number; readonly tokens: number } & TokenBucketParams)
   /** Appends `entry` to the audit chain after the head as of this point of the commit. */
-  | { readonly kind: 'appendAudit'; readonly entry: AuditEntry };
+  | { readonly kind: 'appendAudit'; readonly entry: AuditEntry }
+  /**
+   * Writes document (space, id). `ifVersion`: 0 = it must not exist; n ≥ 1 = it must be at version
+   * n; omitted = unconditional. A failed condition throws `conflict` (default CONFLICT).
+   */
+  | {
+      readonly kind: 'putDoc';
+      readonly space: DocSpace;
+      readonly id: string;
+      readonly value: Uint8Array;
+      readonly ifVersion?: number;
+      readonly expiresAt?: number;
+      readonly conflict?: ErrorCode;
+    }
+  /**
+   * Deletes document (space, id). With `ifVersion` it must exist at that version (a single-use
+   * record is consumed by exactly one commit), else `conflict` is thrown; without, a missing
+   * document is no error.
+   */
+  | { readonly kind: 'deleteDoc'; readonly space: DocSpace; readonly id: string; readonly ifVersion?: number; readonly conflict?: ErrorCode };
 
 export interface ListPage {
   readonly limit: number;
@@ -191,6 +227,11 @@ export interface Store {
   getCounter(counter: string): Promise<WindowCounter | undefined>;
   getTokenBucket(bucket: string): Promise<TokenBucketState | undefined>;
   getAuditHead(): Promise<AuditHead>;
+  getDoc(space: DocSpace, id: string): Promise<StoredDoc | undefined>;
+  /** Documents of `space` whose id starts with `prefix`, in id order (UTF-8 bytes), after `after`. */
+  listDocs(space: DocSpace, page: ListPage & { readonly prefix?: string }): Promise<{ readonly id: string; readonly doc: StoredDoc }[]>;
+  /** Deletes documents whose expiresAt is before `now`. Returns how many were removed. */
+  pruneDocs(now: number): Promise<number>;
   /**
    * The stored audit records whose storage seq is in [from, to], in seq order, at most
    * MAX_AUDIT_READ (1000). Returned as stored: checking the links is core/audit.ts's verifier's job.

@@ -1,13 +1,21 @@
 // Typed signing in the domain. Every payload is checked and hashed (EIP-191, EIP-712 inside the
-// appliance) before any key is unsealed; a batch is checked in full before its first signature.
-// secp256k1 signatures are 65 bytes r‖s‖v, low-S, v ∈ {27, 28}; Ed25519 signs the message.
+// appliance), an attached passkey approval is verified, and the key's policy decides (deny by
+// default) before any key is unsealed. The decision, its audit record, the stamp's nonce and the
+// policy's counters are ONE durable commit before anything is signed; a batch is decided in full
+// (all or nothing) before its first signature. secp256k1 signatures are 65 bytes r‖s‖v, low-S,
+// v ∈ {27, 28}; Ed25519 signs the message.
 
+import { commitAudited, denialAudit, type AuditedItem } from './audit.ts';
 import type { Authenticated } from './auth.ts';
 import { zeroize } from './bytes.ts';
-import { OpenKeyError } from './errors.ts';
+import { OpenKeyError, isOpenKeyError } from './errors.ts';
+import { checkKeyId } from './ids.ts';
+import type { KeyPolicies } from './key-policies.ts';
 import type { UnsealedKeyCache } from './key-cache.ts';
 import type { KeyService } from './keys.ts';
-import type { KeyAlgorithm, KeyRecord, Store } from './ports.ts';
+import type { ApprovalCheck } from './people.ts';
+import { evaluatePolicy, principalKindOf, type Eip712Fields, type KeyPolicy, type SignOperation } from './policy.ts';
+import type { Change, Clock, KeyAlgorithm, KeyRecord, Store } from './ports.ts';
 
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 export const MAX_TYPED_DATA_CHARS = 64 * 1024;
@@ -35,18 +43,27 @@ export interface Signature {
 export interface PayloadHasher {
   personalMessage(message: Uint8Array): Uint8Array;
   /** Throws INVALID_TYPED_DATA (or PAYLOAD_TOO_LARGE) for a document that breaks EIP-712. */
-  typedData(json: string): Uint8Array;
+  typedData(json: string): Eip712Fields & { readonly digest: Uint8Array };
 }
+
+/** Verifies the request's passkey approval, if it carries one (bound to the request by the caller). */
+export type ApprovalVerifier = () => Promise<ApprovalCheck | undefined>;
 
 export interface SignServiceOptions {
   readonly store: Store;
+  readonly clock: Clock;
   readonly keys: KeyService;
+  readonly policies: Pick<KeyPolicies, 'load'>;
   readonly cache: UnsealedKeyCache;
   readonly hash: PayloadHasher;
 }
 
 interface Prepared {
-  readonly record: KeyRecord;
+  readonly record: KeyRecord | undefined;
+  readonly keyId: string;
+  readonly operation: SignOperation;
+  readonly messageBytes: number;
+  readonly eip712?: Eip712Fields;
   /** What the key signs: a digest (secp256k1) or the message (Ed25519). */
   readonly data: Uint8Array;
   readonly digest: Uint8Array;
@@ -55,71 +72,130 @@ interface Prepared {
 export class SignService {
   constructor(private readonly o: SignServiceOptions) {}
 
-  async sign(auth: Authenticated, item: SignItem): Promise<Signature> {
-    const prepared = await this.prepare(auth, item);
-    await this.o.store.commit([auth.nonceChange]);
-    return this.signPrepared(prepared);
+  async sign(auth: Authenticated, item: SignItem, approval: ApprovalVerifier = noApproval): Promise<Signature> {
+    const [sig] = await this.decideAndSign(auth, [item], approval);
+    return sig as Signature;
   }
 
-  async signBatch(auth: Authenticated, items: readonly SignItem[]): Promise<Signature[]> {
+  async signBatch(auth: Authenticated, items: readonly SignItem[], approval: ApprovalVerifier = noApproval): Promise<Signature[]> {
     if (items.length === 0) throw new OpenKeyError('MISSING_FIELD', 'items');
     if (items.length > MAX_BATCH_ITEMS) throw new OpenKeyError('PAYLOAD_TOO_LARGE', `batch of ${items.length} > ${MAX_BATCH_ITEMS}`);
+    return this.decideAndSign(auth, items, approval);
+  }
+
+  private async decideAndSign(auth: Authenticated, items: readonly SignItem[], approval: ApprovalVerifier): Promise<Signature[]> {
+    const now = this.o.clock.now();
     const prepared: Prepared[] = [];
-    for (const item of items) prepared.push(await this.prepare(auth, item));
-    await this.o.store.commit([auth.nonceChange]);
+    let check: ApprovalCheck | undefined;
+    let policies: unknown[];
+    try {
+      for (const item of items) prepared.push(await this.prepare(item));
+      check = await approval();
+      policies = await Promise.all(prepared.map((p) => (p.record === undefined ? undefined : this.o.policies.load(p.keyId))));
+    } catch (e) {
+      // A request refused before policy (malformed payload, bad approval) is a decision too.
+      if (isOpenKeyError(e) && e.code !== 'INTERNAL') {
+        const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
+        const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
+        await this.o.store.commit([auth.nonceChange, denialAudit(entry, e.code)]);
+      }
+      throw e;
+    }
+
+    const principal = { kind: principalKindOf(auth.principal.role), id: auth.principal.id };
+    const audited: AuditedItem[] = prepared.map((p, i) => {
+      const decision = evaluatePolicy({
+        principal,
+        ...(auth.session === undefined ? {} : { session: auth.session.id }),
+        key: p.record,
+        policy: policies[i] as KeyPolicy | undefined,
+        operation: p.operation,
+        messageBytes: p.messageBytes,
+        ...(p.eip712 === undefined ? {} : { eip712: p.eip712 }),
+        requestDigest: check?.challenge ?? auth.requestDigest,
+        ...(check === undefined ? {} : { approval: { approver: check.approver, requestDigest: check.challenge } }),
+        now,
+      });
+      return { decision, principal: auth.principal.id, operation: p.operation, keyId: p.keyId, requestDigest: auth.requestDigest };
+    });
+    const always: Change[] = [auth.nonceChange, ...(check?.changes ?? [])];
+    await commitAudited(this.o.store, { time: now, items: audited, always });
     return prepared.map((p) => this.signPrepared(p));
   }
 
-  private async prepare(auth: Authenticated, item: SignItem): Promise<Prepared> {
-    const record = await this.o.keys.owned(auth.principal, item.keyId);
+  /** Checks and hashes one item. The key may be missing: policy denies that like a foreign key. */
+  private async prepare(item: SignItem): Promise<Prepared> {
+    const keyId = checkKeyId(item.keyId);
     const payload = item.payload;
     if (payload === undefined) throw new OpenKeyError('MISSING_FIELD', 'payload');
-    const need = requiredAlgorithm(payload);
-    if (need !== record.algorithm) throw new OpenKeyError('ALGORITHM_MISMATCH', `${payload.kind} needs ${need}`);
+    const record = await this.o.store.getKey(keyId);
+    const base = { record, keyId };
     switch (payload.kind) {
       case 'personalMessage': {
         checkMessage(payload.message, 'personal_message.message');
         const digest = this.o.hash.personalMessage(payload.message);
-        return { record, data: digest, digest };
+        return { ...base, operation: 'personal_sign', messageBytes: payload.message.length, data: digest, digest };
       }
       case 'typedData': {
         if (payload.json.length === 0) throw new OpenKeyError('MISSING_FIELD', 'typed_data.json');
         if (payload.json.length > MAX_TYPED_DATA_CHARS) throw new OpenKeyError('PAYLOAD_TOO_LARGE', 'typed_data.json');
-        const digest = this.o.hash.typedData(payload.json);
-        return { record, data: digest, digest };
+        const h = this.o.hash.typedData(payload.json);
+        return { ...base, operation: 'eip712', messageBytes: payload.json.length, eip712: { primaryType: h.primaryType, domain: h.domain }, data: h.digest, digest: h.digest };
       }
       case 'rawDigest': {
         if (payload.digest.length === 0) throw new OpenKeyError('MISSING_FIELD', 'raw_digest');
         if (payload.digest.length !== 32) throw new OpenKeyError('INVALID_DIGEST_LENGTH');
-        if (!record.rawDigestSigning) throw new OpenKeyError('RAW_SIGNING_DISABLED');
         const digest = Uint8Array.from(payload.digest);
-        return { record, data: digest, digest };
+        return { ...base, operation: 'raw_digest', messageBytes: 32, data: digest, digest };
       }
       case 'ed25519Message':
         checkMessage(payload.message, 'ed25519_message');
-        return { record, data: Uint8Array.from(payload.message), digest: new Uint8Array(0) };
+        return { ...base, operation: 'ed25519', messageBytes: payload.message.length, data: Uint8Array.from(payload.message), digest: new Uint8Array(0) };
     }
   }
 
   private signPrepared(p: Prepared): Signature {
+    const record = p.record;
+    if (record === undefined || record.algorithm !== requiredAlgorithm(p.operation)) throw new OpenKeyError('INTERNAL', 'signing a request policy did not allow');
     const signature = this.o.cache.with(
-      p.record,
+      record,
       () => {
-        const secret = this.o.keys.unseal(p.record);
+        const secret = this.o.keys.unseal(record);
         try {
-          return this.o.keys.usable(p.record.algorithm, secret);
+          return this.o.keys.usable(record.algorithm, secret);
         } finally {
           zeroize(secret);
         }
       },
       (key) => key.sign(p.data),
     );
-    return { keyId: p.record.keyId, signature, digest: p.digest };
+    return { keyId: record.keyId, signature, digest: p.digest };
   }
 }
 
-function requiredAlgorithm(p: SignPayload): KeyAlgorithm {
-  return p.kind === 'ed25519Message' ? 'ed25519' : 'secp256k1';
+/** The operation a payload asks for (for records of requests refused before they were prepared). */
+function operationOf(p: SignPayload | undefined): SignOperation {
+  switch (p?.kind) {
+    case 'typedData':
+      return 'eip712';
+    case 'rawDigest':
+      return 'raw_digest';
+    case 'ed25519Message':
+      return 'ed25519';
+    default:
+      return 'personal_sign';
+  }
+}
+
+const noApproval: ApprovalVerifier = () => Promise.resolve(undefined);
+
+function requiredAlgorithm(op: SignOperation): KeyAlgorithm {
+  return op === 'ed25519' ? 'ed25519' : 'secp256k1';
+}
+
+/** A key id as the audit log may hold it (ids that fail the syntax check are not recorded). */
+function safeId(keyId: string): string {
+  return /^key_[0-9a-f]{32}$/.test(keyId) ? keyId : '';
 }
 
 function checkMessage(m: Uint8Array, label: string): void {

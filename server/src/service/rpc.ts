@@ -43,6 +43,61 @@ import {
   type SignResponse,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { IMPORT_SUITE } from '../../../proto/protocol/key-import.ts';
+import {
+  ExportAuditRequestSchema,
+  GetAuditHeadRequestSchema,
+  GetAuditHeadResponseSchema,
+  type ExportAuditRequest,
+  type ExportAuditResponse,
+  type GetAuditHeadRequest,
+  type GetAuditHeadResponse,
+} from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import type { PasskeyApproval } from '../../../proto/gen/openkey/v1/common_pb.ts';
+import {
+  BeginLoginResponseSchema,
+  BeginRegistrationRequestSchema,
+  BeginRegistrationResponseSchema,
+  FinishLoginResponseSchema,
+  FinishRegistrationResponseSchema,
+  ListPasskeysRequestSchema,
+  ListPasskeysResponseSchema,
+  LogoutRequestSchema,
+  LogoutResponseSchema,
+  type BeginLoginRequest,
+  type BeginLoginResponse,
+  type BeginRegistrationRequest,
+  type BeginRegistrationResponse,
+  type FinishLoginRequest,
+  type FinishLoginResponse,
+  type FinishRegistrationRequest,
+  type FinishRegistrationResponse,
+  type ListPasskeysRequest,
+  type ListPasskeysResponse,
+  type LogoutRequest,
+  type LogoutResponse,
+} from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
+import {
+  GetPolicyRequestSchema,
+  GetPolicyResponseSchema,
+  GrantRequestSchema,
+  GrantResponseSchema,
+  RevokeRequestSchema,
+  RevokeResponseSchema,
+  SetOwnerRuleRequestSchema,
+  SetOwnerRuleResponseSchema,
+  type GetPolicyRequest,
+  type GetPolicyResponse,
+  type GrantRequest,
+  type GrantResponse,
+  type RevokeRequest,
+  type RevokeResponse,
+  type SetOwnerRuleRequest,
+  type SetOwnerRuleResponse,
+} from '../../../proto/gen/openkey/v1/policy_pb.ts';
+import type { AuditLog } from '../core/audit.ts';
+import type { KeyPolicies, PolicyChange, StoredPolicy } from '../core/key-policies.ts';
+import type { ApprovalCheck, People } from '../core/people.ts';
+import { OpenKeyError } from '../core/errors.ts';
 import type { AttestRequest, AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import type { AttestationService } from '../core/attestation.ts';
 import type { Authenticator, AuthRequest } from '../core/auth.ts';
@@ -50,7 +105,22 @@ import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
 import type { SignService } from '../core/signing.ts';
-import { evidenceToWire, keyAlgorithmFromWire, keyToWire, principalAlgorithmFromWire, principalToWire, receiptToWire, signItemFromWire } from './wire.ts';
+import {
+  auditExportToWire,
+  evidenceToWire,
+  keyAlgorithmFromWire,
+  keyGrantFromWire,
+  keyPolicyToWire,
+  keyToWire,
+  passkeyToWire,
+  principalAlgorithmFromWire,
+  principalToWire,
+  receiptToWire,
+  sessionToWire,
+  signedHeadToWire,
+  signItemFromWire,
+  usageRuleFromWire,
+} from './wire.ts';
 
 /** What a transport knows about a call. */
 export interface CallMeta {
@@ -67,6 +137,11 @@ export interface ApplianceCore {
   readonly keys: KeyService;
   readonly signing: SignService;
   readonly receipts: ReceiptSigner;
+  readonly people: People;
+  readonly policies: KeyPolicies;
+  readonly audit: AuditLog;
+  /** Who may read the audit log: any authenticated principal, or administrators only. */
+  readonly auditReaders: 'any' | 'admin';
 }
 
 
@@ -80,6 +155,18 @@ export const METHODS = {
   createPrincipal: '/openkey.v1.PrincipalService/CreatePrincipal',
   whoAmI: '/openkey.v1.PrincipalService/WhoAmI',
   attest: '/openkey.v1.AttestService/Attest',
+  beginRegistration: '/openkey.v1.PasskeyService/BeginRegistration',
+  finishRegistration: '/openkey.v1.PasskeyService/FinishRegistration',
+  beginLogin: '/openkey.v1.PasskeyService/BeginLogin',
+  finishLogin: '/openkey.v1.PasskeyService/FinishLogin',
+  logout: '/openkey.v1.PasskeyService/Logout',
+  listPasskeys: '/openkey.v1.PasskeyService/ListPasskeys',
+  getPolicy: '/openkey.v1.PolicyService/GetPolicy',
+  grant: '/openkey.v1.PolicyService/Grant',
+  revoke: '/openkey.v1.PolicyService/Revoke',
+  setOwnerRule: '/openkey.v1.PolicyService/SetOwnerRule',
+  getAuditHead: '/openkey.v1.AuditService/GetAuditHead',
+  exportAudit: '/openkey.v1.AuditService/ExportAudit',
 } as const;
 
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
@@ -124,7 +211,8 @@ export class ApplianceRpc {
   async sign(req: SignRequest, meta: CallMeta): Promise<SignResponse> {
     const ar = authRequest(METHODS.sign, messageDigest(SignRequestSchema, req), meta);
     const auth = await this.core.auth.authenticate(ar);
-    const sig = await this.core.signing.sign(auth, signItemFromWire(req));
+    const approval = this.approvalOf(METHODS.sign, SignRequestSchema, req);
+    const sig = await this.core.signing.sign(auth, signItemFromWire(req), approval);
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
     res.receipt = this.receipt(ar, SignResponseSchema, res, sig.keyId);
     return res;
@@ -133,7 +221,9 @@ export class ApplianceRpc {
   async signBatch(req: SignBatchRequest, meta: CallMeta): Promise<SignBatchResponse> {
     const ar = authRequest(METHODS.signBatch, messageDigest(SignBatchRequestSchema, req), meta);
     const auth = await this.core.auth.authenticate(ar);
-    const sigs = await this.core.signing.signBatch(auth, req.items.map(signItemFromWire));
+    if (req.items.some((i) => i.approval !== undefined)) throw new OpenKeyError('MALFORMED_REQUEST', 'items[].approval: approve the batch instead');
+    const approval = this.approvalOf(METHODS.signBatch, SignBatchRequestSchema, req);
+    const sigs = await this.core.signing.signBatch(auth, req.items.map(signItemFromWire), approval);
     const res = create(SignBatchResponseSchema, {
       results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
     });
@@ -159,6 +249,120 @@ export class ApplianceRpc {
   /** Unauthenticated: evidence is public, and bound to the caller's nonce. */
   async attest(req: AttestRequest, _meta: CallMeta): Promise<AttestResponse> {
     return evidenceToWire(await this.core.attestation.attest(req.nonce));
+  }
+
+  // ---- passkeys ----
+
+  /** Unstamped: a new person (open registration). Stamped by a session: another passkey. */
+  async beginRegistration(req: BeginRegistrationRequest, meta: CallMeta): Promise<BeginRegistrationResponse> {
+    const auth = meta.stamp === undefined || meta.stamp === '' ? undefined : await this.core.auth.authenticate(authRequest(METHODS.beginRegistration, messageDigest(BeginRegistrationRequestSchema, req), meta));
+    return create(BeginRegistrationResponseSchema, { optionsJson: await this.core.people.beginRegistration(auth, req.displayName) });
+  }
+
+  async finishRegistration(req: FinishRegistrationRequest, _meta: CallMeta): Promise<FinishRegistrationResponse> {
+    const r = await this.core.people.finishRegistration(req.responseJson, req.passkeyName);
+    return create(FinishRegistrationResponseSchema, r);
+  }
+
+  async beginLogin(req: BeginLoginRequest, _meta: CallMeta): Promise<BeginLoginResponse> {
+    const optionsJson = await this.core.people.beginLogin(principalAlgorithmFromWire(req.sessionAlgorithm), req.sessionPublicKey);
+    return create(BeginLoginResponseSchema, { optionsJson });
+  }
+
+  async finishLogin(req: FinishLoginRequest, _meta: CallMeta): Promise<FinishLoginResponse> {
+    return create(FinishLoginResponseSchema, { session: sessionToWire(await this.core.people.finishLogin(req.responseJson)) });
+  }
+
+  async logout(req: LogoutRequest, meta: CallMeta): Promise<LogoutResponse> {
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.logout, messageDigest(LogoutRequestSchema, req), meta));
+    await this.core.people.logout(auth);
+    return create(LogoutResponseSchema, {});
+  }
+
+  async listPasskeys(req: ListPasskeysRequest, meta: CallMeta): Promise<ListPasskeysResponse> {
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.listPasskeys, messageDigest(ListPasskeysRequestSchema, req), meta));
+    return create(ListPasskeysResponseSchema, { passkeys: (await this.core.people.listPasskeys(auth)).map(passkeyToWire) });
+  }
+
+  // ---- policy ----
+
+  async getPolicy(req: GetPolicyRequest, meta: CallMeta): Promise<GetPolicyResponse> {
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.getPolicy, messageDigest(GetPolicyRequestSchema, req), meta));
+    return create(GetPolicyResponseSchema, { policy: keyPolicyToWire(req.keyId, await this.core.policies.get(auth, req.keyId)) });
+  }
+
+  async grant(req: GrantRequest, meta: CallMeta): Promise<GrantResponse> {
+    const { ar, policy } = await this.changePolicy(METHODS.grant, GrantRequestSchema, req, meta, () => ({ kind: 'grant', grant: keyGrantFromWire(req.grant) }));
+    const res = create(GrantResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
+    res.receipt = this.receipt(ar, GrantResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  async revoke(req: RevokeRequest, meta: CallMeta): Promise<RevokeResponse> {
+    const { ar, policy } = await this.changePolicy(METHODS.revoke, RevokeRequestSchema, req, meta, () => {
+      if (req.grantId === '') throw new OpenKeyError('MISSING_FIELD', 'grant_id');
+      return { kind: 'revoke', grantId: req.grantId };
+    });
+    const res = create(RevokeResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
+    res.receipt = this.receipt(ar, RevokeResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  async setOwnerRule(req: SetOwnerRuleRequest, meta: CallMeta): Promise<SetOwnerRuleResponse> {
+    const { ar, policy } = await this.changePolicy(METHODS.setOwnerRule, SetOwnerRuleRequestSchema, req, meta, () => ({
+      kind: 'set_owner_rule',
+      rule: req.rule === undefined ? undefined : usageRuleFromWire(req.rule),
+    }));
+    const res = create(SetOwnerRuleResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
+    res.receipt = this.receipt(ar, SetOwnerRuleResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  private async changePolicy<D extends DescMessage>(
+    method: string,
+    schema: D,
+    req: MessageShape<D> & { keyId: string; approval?: PasskeyApproval | undefined },
+    meta: CallMeta,
+    change: () => PolicyChange,
+  ): Promise<{ ar: AuthRequest; policy: StoredPolicy }> {
+    const ar = authRequest(method, messageDigest(schema, req), meta);
+    const auth = await this.core.auth.authenticate(ar);
+    const c = change();
+    const policy = await this.core.policies.change(auth, req.keyId, c, this.approvalOf(method, schema, req));
+    return { ar, policy };
+  }
+
+  // ---- audit ----
+
+  async getAuditHead(req: GetAuditHeadRequest, meta: CallMeta): Promise<GetAuditHeadResponse> {
+    await this.auditReader(METHODS.getAuditHead, messageDigest(GetAuditHeadRequestSchema, req), meta);
+    return create(GetAuditHeadResponseSchema, { head: signedHeadToWire(await this.core.audit.signedHead()) });
+  }
+
+  async exportAudit(req: ExportAuditRequest, meta: CallMeta): Promise<ExportAuditResponse> {
+    await this.auditReader(METHODS.exportAudit, messageDigest(ExportAuditRequestSchema, req), meta);
+    const big = BigInt(Number.MAX_SAFE_INTEGER);
+    if (req.from > big || req.to > big) throw new OpenKeyError('MALFORMED_REQUEST', 'from/to out of range');
+    const exp = await this.core.audit.export(Number(req.from), req.to === 0n ? undefined : Number(req.to));
+    return auditExportToWire(exp);
+  }
+
+  private async auditReader(method: string, digest: Uint8Array, meta: CallMeta): Promise<void> {
+    const auth = await this.core.auth.authenticate(authRequest(method, digest, meta));
+    if (this.core.auditReaders === 'admin' && auth.principal.role !== 'admin') throw new OpenKeyError('PERMISSION_DENIED', 'the audit log is for administrators');
+    await this.core.audit.recordRead(auth);
+  }
+
+  /**
+   * The verifier of `req.approval` (if any): the challenge is recomputed from the request as
+   * received with its approval field cleared, so an approval of any other request fails.
+   */
+  private approvalOf<D extends DescMessage>(method: string, schema: D, req: MessageShape<D> & { approval?: PasskeyApproval | undefined }): () => Promise<ApprovalCheck | undefined> {
+    const a = req.approval;
+    if (a === undefined) return () => Promise.resolve(undefined);
+    const unapproved = messageDigest(schema, { ...req, approval: undefined });
+    const issuedAtMs = a.issuedAtMs > BigInt(Number.MAX_SAFE_INTEGER) || a.issuedAtMs < 0n ? -1 : Number(a.issuedAtMs);
+    return () => this.core.people.verifyApproval(method, unapproved, { issuedAtMs, assertionJson: a.assertionJson });
   }
 
   /** Receipt over the response as it stands (receipt field unset). */

@@ -12,7 +12,29 @@ import {
 } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import type { SignPayload as WireSignPayload, SignRequest } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { AppInfoSchema, AttestResponseSchema, type AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
+import {
+  AuditRecordSchema,
+  ExportAuditResponseSchema,
+  SignedAuditHeadSchema,
+  type ExportAuditResponse,
+  type SignedAuditHead as WireSignedAuditHead,
+} from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { PasskeySchema, SessionSchema, type Passkey as WirePasskey, type Session as WireSession } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
+import {
+  KeyGrantSchema,
+  KeyPolicySchema,
+  PrincipalKind as WirePrincipalKind,
+  SignOperation as WireSignOperation,
+  UsageRuleSchema,
+  type KeyGrant as WireKeyGrant,
+  type KeyPolicy as WireKeyPolicy,
+  type UsageRule as WireUsageRule,
+} from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import type { AttestationEvidence } from '../core/attestation.ts';
+import type { AuditExport, SignedAuditHead } from '../core/audit.ts';
+import type { StoredPolicy } from '../core/key-policies.ts';
+import type { PasskeyInfo, SessionRecord } from '../core/people.ts';
+import type { KeyGrant, PrincipalKind, SignOperation, UsageRule } from '../core/policy.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { KeyView } from '../core/keys.ts';
 import type { KeyAlgorithm, PrincipalAlgorithm, PrincipalRecord } from '../core/ports.ts';
@@ -52,7 +74,7 @@ export function principalAlgorithmFromWire(a: WirePrincipalAlgorithm): Principal
 export function principalToWire(p: PrincipalRecord): Principal {
   return create(PrincipalSchema, {
     id: p.id,
-    role: p.role === 'admin' ? WireRole.ADMIN : WireRole.SERVICE,
+    role: p.role === 'admin' ? WireRole.ADMIN : p.role === 'person' ? WireRole.PERSON : WireRole.SERVICE,
     algorithm: p.algorithm === 'ed25519' ? WirePrincipalAlgorithm.ED25519 : WirePrincipalAlgorithm.P256,
     publicKey: p.publicKey,
     name: p.name,
@@ -129,4 +151,131 @@ export function evidenceToWire(e: AttestationEvidence): AttestResponse {
     importPublicKey: e.identity.importPublicKey,
     importKeySignature: e.identity.importKeySignature,
   });
+}
+
+// ---- Policy -------------------------------------------------------------------------------------
+
+const OPS: readonly [WireSignOperation, SignOperation][] = [
+  [WireSignOperation.PERSONAL_SIGN, 'personal_sign'],
+  [WireSignOperation.EIP712, 'eip712'],
+  [WireSignOperation.RAW_DIGEST, 'raw_digest'],
+  [WireSignOperation.ED25519, 'ed25519'],
+];
+const KINDS: readonly [WirePrincipalKind, PrincipalKind][] = [
+  [WirePrincipalKind.PERSON, 'person'],
+  [WirePrincipalKind.SERVICE, 'service'],
+  [WirePrincipalKind.SESSION, 'session'],
+];
+
+const bad = (detail: string): never => {
+  throw new OpenKeyError('MALFORMED_REQUEST', detail);
+};
+
+/** A wire rule as the domain's unchecked shape; checkKeyPolicy (core/policy.ts) validates it. */
+export function usageRuleFromWire(r: WireUsageRule): UsageRule {
+  const operations = r.operations.map((op) => OPS.find(([w]) => w === op)?.[1] ?? bad('rule.operations'));
+  const e = r.eip712;
+  const eip712 =
+    e === undefined
+      ? undefined
+      : {
+          ...(e.chainIds.length === 0 ? {} : { chainIds: e.chainIds.map((c) => (/^[0-9]{1,78}$/.test(c) ? BigInt(c) : bad('rule.eip712.chain_ids'))) }),
+          ...(e.verifyingContracts.length === 0 ? {} : { verifyingContracts: e.verifyingContracts }),
+          ...(e.primaryTypes.length === 0 ? {} : { primaryTypes: e.primaryTypes }),
+        };
+  const num = (v: bigint, label: string): number => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= 0n ? Number(v) : bad(label));
+  return {
+    operations,
+    ...(eip712 === undefined ? {} : { eip712 }),
+    ...(r.maxMessageBytes === 0n ? {} : { maxMessageBytes: num(r.maxMessageBytes, 'rule.max_message_bytes') }),
+    ...(r.rateLimit === undefined
+      ? {}
+      : { rateLimit: { capacity: r.rateLimit.capacity, refillTokens: r.rateLimit.refillTokens, refillPeriodMs: num(r.rateLimit.refillPeriodMs, 'rule.rate_limit.refill_period_ms') } }),
+    ...(r.caps.length === 0 ? {} : { caps: r.caps.map((c) => ({ limit: num(c.limit, 'rule.caps.limit'), windowMs: num(c.windowMs, 'rule.caps.window_ms') })) }),
+    ...(r.notBeforeMs === 0n ? {} : { notBefore: num(r.notBeforeMs, 'rule.not_before_ms') }),
+    ...(r.notAfterMs === 0n ? {} : { notAfter: num(r.notAfterMs, 'rule.not_after_ms') }),
+    ...(r.requireApproval ? { requireApproval: true } : {}),
+  };
+}
+
+export function keyGrantFromWire(g: WireKeyGrant | undefined): KeyGrant {
+  if (g === undefined) throw new OpenKeyError('MISSING_FIELD', 'grant');
+  if (g.principal === undefined) throw new OpenKeyError('MISSING_FIELD', 'grant.principal');
+  if (g.rule === undefined) throw new OpenKeyError('MISSING_FIELD', 'grant.rule');
+  const kind = KINDS.find(([w]) => w === g.principal?.kind)?.[1] ?? bad('grant.principal.kind');
+  return { id: g.id, principal: { kind, id: g.principal.id }, ...usageRuleFromWire(g.rule) };
+}
+
+function usageRuleToWire(r: UsageRule): WireUsageRule {
+  return create(UsageRuleSchema, {
+    operations: r.operations.map((op) => OPS.find(([, d]) => d === op)?.[0] ?? WireSignOperation.UNSPECIFIED),
+    ...(r.eip712 === undefined
+      ? {}
+      : {
+          eip712: {
+            chainIds: (r.eip712.chainIds ?? []).map(String),
+            verifyingContracts: [...(r.eip712.verifyingContracts ?? [])],
+            primaryTypes: [...(r.eip712.primaryTypes ?? [])],
+          },
+        }),
+    maxMessageBytes: BigInt(r.maxMessageBytes ?? 0),
+    ...(r.rateLimit === undefined ? {} : { rateLimit: { ...r.rateLimit, refillPeriodMs: BigInt(r.rateLimit.refillPeriodMs) } }),
+    caps: (r.caps ?? []).map((c) => ({ limit: BigInt(c.limit), windowMs: BigInt(c.windowMs) })),
+    notBeforeMs: BigInt(r.notBefore ?? 0),
+    notAfterMs: BigInt(r.notAfter ?? 0),
+    requireApproval: r.requireApproval === true,
+  });
+}
+
+export function keyPolicyToWire(keyId: string, p: StoredPolicy): WireKeyPolicy {
+  return create(KeyPolicySchema, {
+    keyId,
+    ...(p.policy.owner === undefined ? {} : { ownerRule: usageRuleToWire(p.policy.owner) }),
+    grants: p.policy.grants.map((g) =>
+      create(KeyGrantSchema, {
+        id: g.id,
+        principal: { kind: KINDS.find(([, d]) => d === g.principal.kind)?.[0] ?? WirePrincipalKind.UNSPECIFIED, id: g.principal.id },
+        rule: usageRuleToWire(g),
+      }),
+    ),
+    version: BigInt(p.version),
+  });
+}
+
+// ---- Audit --------------------------------------------------------------------------------------
+
+export function signedHeadToWire(h: SignedAuditHead): WireSignedAuditHead {
+  return create(SignedAuditHeadSchema, { seq: BigInt(h.seq), hash: h.hash, logSeq: BigInt(h.logSeq), timeMs: BigInt(h.time), signature: h.signature });
+}
+
+export function auditExportToWire(e: AuditExport): ExportAuditResponse {
+  return create(ExportAuditResponseSchema, {
+    version: e.version,
+    from: BigInt(e.from),
+    records: e.records.map((r) =>
+      create(AuditRecordSchema, {
+        seq: BigInt(r.seq),
+        timeMs: BigInt(r.time),
+        principal: r.principal,
+        operation: r.operation,
+        keyId: r.keyId,
+        requestDigest: r.requestDigest,
+        decision: r.decision,
+        reason: r.reason,
+        prevHash: r.prevHash,
+        hash: r.hash,
+      }),
+    ),
+    head: signedHeadToWire(e.head),
+  });
+}
+
+// ---- Passkeys -----------------------------------------------------------------------------------
+
+export function sessionToWire(s: SessionRecord): WireSession {
+  return create(SessionSchema, { id: s.id, personId: s.personId, expiresAtMs: BigInt(s.expiresAt) });
+}
+
+export function passkeyToWire(p: PasskeyInfo): WirePasskey {
+  return create(PasskeySchema, { credentialId: p.credentialId, name: p.name, createdAtMs: BigInt(p.createdAt), lastUsedAtMs: BigInt(p.lastUsedAt), counter: p.counter });
 }

@@ -9,6 +9,9 @@ import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
+import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
+import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
@@ -59,6 +62,24 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (ro
     });
     router.service(AttestService, {
       attest: (req, ctx) => call(METHODS.attest, ctx, (m) => rpc.attest(req, m)),
+    });
+    router.service(PasskeyService, {
+      beginRegistration: (req, ctx) => call(METHODS.beginRegistration, ctx, (m) => rpc.beginRegistration(req, m)),
+      finishRegistration: (req, ctx) => call(METHODS.finishRegistration, ctx, (m) => rpc.finishRegistration(req, m)),
+      beginLogin: (req, ctx) => call(METHODS.beginLogin, ctx, (m) => rpc.beginLogin(req, m)),
+      finishLogin: (req, ctx) => call(METHODS.finishLogin, ctx, (m) => rpc.finishLogin(req, m)),
+      logout: (req, ctx) => call(METHODS.logout, ctx, (m) => rpc.logout(req, m)),
+      listPasskeys: (req, ctx) => call(METHODS.listPasskeys, ctx, (m) => rpc.listPasskeys(req, m)),
+    });
+    router.service(PolicyService, {
+      getPolicy: (req, ctx) => call(METHODS.getPolicy, ctx, (m) => rpc.getPolicy(req, m)),
+      grant: (req, ctx) => call(METHODS.grant, ctx, (m) => rpc.grant(req, m)),
+      revoke: (req, ctx) => call(METHODS.revoke, ctx, (m) => rpc.revoke(req, m)),
+      setOwnerRule: (req, ctx) => call(METHODS.setOwnerRule, ctx, (m) => rpc.setOwnerRule(req, m)),
+    });
+    router.service(AuditService, {
+      getAuditHead: (req, ctx) => call(METHODS.getAuditHead, ctx, (m) => rpc.getAuditHead(req, m)),
+      exportAudit: (req, ctx) => call(METHODS.exportAudit, ctx, (m) => rpc.exportAudit(req, m)),
     });
     o.extraRoutes?.(router, call);
   };

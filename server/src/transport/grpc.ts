@@ -6,6 +6,9 @@
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
+import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
+import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
@@ -120,6 +123,30 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
     }, o),
   );
   server.addService(definitionFor(AttestService), grpcImplementation(AttestService, { attest: (r, m) => rpc.attest(r, m) }, o));
+  server.addService(
+    definitionFor(PasskeyService),
+    grpcImplementation(PasskeyService, {
+      beginRegistration: (r, m) => rpc.beginRegistration(r, m),
+      finishRegistration: (r, m) => rpc.finishRegistration(r, m),
+      beginLogin: (r, m) => rpc.beginLogin(r, m),
+      finishLogin: (r, m) => rpc.finishLogin(r, m),
+      logout: (r, m) => rpc.logout(r, m),
+      listPasskeys: (r, m) => rpc.listPasskeys(r, m),
+    }, o),
+  );
+  server.addService(
+    definitionFor(PolicyService),
+    grpcImplementation(PolicyService, {
+      getPolicy: (r, m) => rpc.getPolicy(r, m),
+      grant: (r, m) => rpc.grant(r, m),
+      revoke: (r, m) => rpc.revoke(r, m),
+      setOwnerRule: (r, m) => rpc.setOwnerRule(r, m),
+    }, o),
+  );
+  server.addService(
+    definitionFor(AuditService),
+    grpcImplementation(AuditService, { getAuditHead: (r, m) => rpc.getAuditHead(r, m), exportAudit: (r, m) => rpc.exportAudit(r, m) }, o),
+  );
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
   });

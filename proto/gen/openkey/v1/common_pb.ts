@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openkey/v1/common.proto.
  */
 export const file_openkey_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdvcGVua2V5L3YxL2NvbW1vbi5wcm90bxIKb3BlbmtleS52MSLJAQoHS2V5SW5mbxIOCgZrZXlfaWQYASABKAkSKwoJYWxnb3JpdGhtGAIgASgOMhgub3BlbmtleS52MS5LZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgDIAEoDBIPCgdhZGRyZXNzGAQgASgJEgsKA2RpZBgFIAEoCRINCgVvd25lchgGIAEoCRINCgVsYWJlbBgHIAEoCRIaChJyYXdfZGlnZXN0X3NpZ25pbmcYCCABKAgSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAyKhAQoHUmVjZWlwdBIPCgd2ZXJzaW9uGAEgASgNEg4KBm1ldGhvZBgCIAEoCRIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIXCg9yZXNwb25zZV9kaWdlc3QYBCABKAwSDgoGa2V5X2lkGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEg8KB3RpbWVfbXMYByABKAMSEQoJc2lnbmF0dXJlGAggASgMKmUKDEtleUFsZ29yaXRobRIdChlLRVlfQUxHT1JJVEhNX1VOU1BFQ0lGSUVEEAASGwoXS0VZX0FMR09SSVRITV9TRUNQMjU2SzEQARIZChVLRVlfQUxHT1JJVEhNX0VEMjU1MTkQAmIGcHJvdG8z");
+  fileDesc("ChdvcGVua2V5L3YxL2NvbW1vbi5wcm90bxIKb3BlbmtleS52MSLJAQoHS2V5SW5mbxIOCgZrZXlfaWQYASABKAkSKwoJYWxnb3JpdGhtGAIgASgOMhgub3BlbmtleS52MS5LZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgDIAEoDBIPCgdhZGRyZXNzGAQgASgJEgsKA2RpZBgFIAEoCRINCgVvd25lchgGIAEoCRINCgVsYWJlbBgHIAEoCRIaChJyYXdfZGlnZXN0X3NpZ25pbmcYCCABKAgSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAyKhAQoHUmVjZWlwdBIPCgd2ZXJzaW9uGAEgASgNEg4KBm1ldGhvZBgCIAEoCRIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIXCg9yZXNwb25zZV9kaWdlc3QYBCABKAwSDgoGa2V5X2lkGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEg8KB3RpbWVfbXMYByABKAMSEQoJc2lnbmF0dXJlGAggASgMIj8KD1Bhc3NrZXlBcHByb3ZhbBIUCgxpc3N1ZWRfYXRfbXMYASABKAMSFgoOYXNzZXJ0aW9uX2pzb24YAiABKAkqZQoMS2V5QWxnb3JpdGhtEh0KGUtFWV9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIbChdLRVlfQUxHT1JJVEhNX1NFQ1AyNTZLMRABEhkKFUtFWV9BTEdPUklUSE1fRUQyNTUxORACYgZwcm90bzM");
 
 /**
  * Public description of a key held by the appliance. Never contains secret material.
@@ -161,6 +161,37 @@ export type Receipt = Message<"openkey.v1.Receipt"> & {
  */
 export const ReceiptSchema: GenMessage<Receipt> = /*@__PURE__*/
   messageDesc(file_openkey_v1_common, 1);
+
+/**
+ * A passkey's approval of one exact request (WebAuthn assertion). The assertion's challenge is
+ * SHA-256 of the canonical approval statement: method, SHA-256 of the request with this field
+ * cleared, and issued_at_ms (see proto/protocol/approval.ts). It is single use, valid for five
+ * minutes, and must come from a passkey of the key's owner.
+ *
+ * @generated from message openkey.v1.PasskeyApproval
+ */
+export type PasskeyApproval = Message<"openkey.v1.PasskeyApproval"> & {
+  /**
+   * When the approval was made, milliseconds since the Unix epoch (part of the challenge).
+   *
+   * @generated from field: int64 issued_at_ms = 1;
+   */
+  issuedAtMs: bigint;
+
+  /**
+   * The WebAuthn AuthenticationResponseJSON as text.
+   *
+   * @generated from field: string assertion_json = 2;
+   */
+  assertionJson: string;
+};
+
+/**
+ * Describes the message openkey.v1.PasskeyApproval.
+ * Use `create(PasskeyApprovalSchema)` to create a new message.
+ */
+export const PasskeyApprovalSchema: GenMessage<PasskeyApproval> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_common, 2);
 
 /**
  * The algorithm of a key held by the appliance.

@@ -6,7 +6,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Receipt } from "./common_pb.ts";
+import type { PasskeyApproval, Receipt } from "./common_pb.ts";
 import { file_openkey_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openkey/v1/signing.proto.
  */
 export const file_openkey_v1_signing: GenFile = /*@__PURE__*/
-  fileDesc("ChhvcGVua2V5L3YxL3NpZ25pbmcucHJvdG8SCm9wZW5rZXkudjEiIgoPUGVyc29uYWxNZXNzYWdlEg8KB21lc3NhZ2UYASABKAwiGQoJVHlwZWREYXRhEgwKBGpzb24YASABKAkirAEKC1NpZ25QYXlsb2FkEjcKEHBlcnNvbmFsX21lc3NhZ2UYASABKAsyGy5vcGVua2V5LnYxLlBlcnNvbmFsTWVzc2FnZUgAEisKCnR5cGVkX2RhdGEYAiABKAsyFS5vcGVua2V5LnYxLlR5cGVkRGF0YUgAEhQKCnJhd19kaWdlc3QYAyABKAxIABIZCg9lZDI1NTE5X21lc3NhZ2UYBCABKAxIAEIGCgRraW5kIkcKC1NpZ25SZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIoCgdwYXlsb2FkGAIgASgLMhcub3BlbmtleS52MS5TaWduUGF5bG9hZCJnCgxTaWduUmVzcG9uc2USEQoJc2lnbmF0dXJlGAEgASgMEg4KBmRpZ2VzdBgCIAEoDBIOCgZrZXlfaWQYAyABKAkSJAoHcmVjZWlwdBgEIAEoCzITLm9wZW5rZXkudjEuUmVjZWlwdCI6ChBTaWduQmF0Y2hSZXF1ZXN0EiYKBWl0ZW1zGAEgAygLMhcub3BlbmtleS52MS5TaWduUmVxdWVzdCJkChFTaWduQmF0Y2hSZXNwb25zZRIpCgdyZXN1bHRzGAEgAygLMhgub3BlbmtleS52MS5TaWduUmVzcG9uc2USJAoHcmVjZWlwdBgCIAEoCzITLm9wZW5rZXkudjEuUmVjZWlwdDKSAQoLU2lnblNlcnZpY2USOQoEU2lnbhIXLm9wZW5rZXkudjEuU2lnblJlcXVlc3QaGC5vcGVua2V5LnYxLlNpZ25SZXNwb25zZRJICglTaWduQmF0Y2gSHC5vcGVua2V5LnYxLlNpZ25CYXRjaFJlcXVlc3QaHS5vcGVua2V5LnYxLlNpZ25CYXRjaFJlc3BvbnNlYgZwcm90bzM", [file_openkey_v1_common]);
+  fileDesc("ChhvcGVua2V5L3YxL3NpZ25pbmcucHJvdG8SCm9wZW5rZXkudjEiIgoPUGVyc29uYWxNZXNzYWdlEg8KB21lc3NhZ2UYASABKAwiGQoJVHlwZWREYXRhEgwKBGpzb24YASABKAkirAEKC1NpZ25QYXlsb2FkEjcKEHBlcnNvbmFsX21lc3NhZ2UYASABKAsyGy5vcGVua2V5LnYxLlBlcnNvbmFsTWVzc2FnZUgAEisKCnR5cGVkX2RhdGEYAiABKAsyFS5vcGVua2V5LnYxLlR5cGVkRGF0YUgAEhQKCnJhd19kaWdlc3QYAyABKAxIABIZCg9lZDI1NTE5X21lc3NhZ2UYBCABKAxIAEIGCgRraW5kInYKC1NpZ25SZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIoCgdwYXlsb2FkGAIgASgLMhcub3BlbmtleS52MS5TaWduUGF5bG9hZBItCghhcHByb3ZhbBgDIAEoCzIbLm9wZW5rZXkudjEuUGFzc2tleUFwcHJvdmFsImcKDFNpZ25SZXNwb25zZRIRCglzaWduYXR1cmUYASABKAwSDgoGZGlnZXN0GAIgASgMEg4KBmtleV9pZBgDIAEoCRIkCgdyZWNlaXB0GAQgASgLMhMub3BlbmtleS52MS5SZWNlaXB0ImkKEFNpZ25CYXRjaFJlcXVlc3QSJgoFaXRlbXMYASADKAsyFy5vcGVua2V5LnYxLlNpZ25SZXF1ZXN0Ei0KCGFwcHJvdmFsGAIgASgLMhsub3BlbmtleS52MS5QYXNza2V5QXBwcm92YWwiZAoRU2lnbkJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLm9wZW5rZXkudjEuU2lnblJlc3BvbnNlEiQKB3JlY2VpcHQYAiABKAsyEy5vcGVua2V5LnYxLlJlY2VpcHQykgEKC1NpZ25TZXJ2aWNlEjkKBFNpZ24SFy5vcGVua2V5LnYxLlNpZ25SZXF1ZXN0Ghgub3BlbmtleS52MS5TaWduUmVzcG9uc2USSAoJU2lnbkJhdGNoEhwub3BlbmtleS52MS5TaWduQmF0Y2hSZXF1ZXN0Gh0ub3BlbmtleS52MS5TaWduQmF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_openkey_v1_common]);
 
 /**
  * An EIP-191 version 0x45 ("personal_sign") message.
@@ -131,6 +131,13 @@ export type SignRequest = Message<"openkey.v1.SignRequest"> & {
    * @generated from field: openkey.v1.SignPayload payload = 2;
    */
   payload?: SignPayload | undefined;
+
+  /**
+   * A passkey approval of this request, when the key's policy requires one.
+   *
+   * @generated from field: openkey.v1.PasskeyApproval approval = 3;
+   */
+  approval?: PasskeyApproval | undefined;
 };
 
 /**
@@ -189,11 +196,18 @@ export const SignResponseSchema: GenMessage<SignResponse> = /*@__PURE__*/
  */
 export type SignBatchRequest = Message<"openkey.v1.SignBatchRequest"> & {
   /**
-   * The items, 1–64.
+   * The items, 1–64. Their own approval fields must be empty: approve the batch instead.
    *
    * @generated from field: repeated openkey.v1.SignRequest items = 1;
    */
   items: SignRequest[];
+
+  /**
+   * A passkey approval of the whole batch, when a key's policy requires one.
+   *
+   * @generated from field: openkey.v1.PasskeyApproval approval = 2;
+   */
+  approval?: PasskeyApproval | undefined;
 };
 
 /**
