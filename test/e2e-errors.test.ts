@@ -3,7 +3,6 @@
 // was, and the process keeps serving. Also covers blobs tampered on disk by the host.
 
 import { create, toBinary } from '@bufbuild/protobuf';
-import { ConnectError } from '@connectrpc/connect';
 import * as grpc from '@grpc/grpc-js';
 import { ClassicLevel } from 'classic-level';
 import { join } from 'node:path';
@@ -12,21 +11,14 @@ import { KeyAlgorithm } from '../proto/gen/openkey/v1/common_pb.ts';
 import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts';
 import { SignRequestSchema, type SignRequest } from '../proto/gen/openkey/v1/signing_pb.ts';
 import { STAMP_HEADER, formatStamp, parseStamp } from '../proto/protocol/stamp.ts';
-import { createOpenKeyClient, generateCredentials, openKeyErrorCode, stampFor, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
+import { createOpenKeyClient, generateCredentials, stampFor, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
+import { codeOf } from './support/codes.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const personal = (keyId: string, message = enc('hi')) =>
   ({ keyId, payload: { kind: { case: 'personalMessage' as const, value: { message } } } });
 
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-  } catch (e) {
-    return openKeyErrorCode(e) ?? (e instanceof ConnectError ? `status:${e.code}` : 'not-a-connect-error');
-  }
-  return 'no-error';
-}
 
 /** POSTs a stamped Connect unary request with an explicit body, for hand-made stamps. */
 async function postSign(app: TestAppliance, body: Uint8Array, stamp: string | undefined): Promise<{ status: number; code: string | null }> {

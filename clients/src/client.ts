@@ -4,6 +4,7 @@
 import { createClient, ConnectError, type Client, type Interceptor, type Transport } from '@connectrpc/connect';
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from '@connectrpc/connect-node';
 import { AuditService } from '../../proto/gen/openkey/v1/audit_pb.ts';
+import { DelegationService } from '../../proto/gen/openkey/v1/delegation_pb.ts';
 import { KeyService } from '../../proto/gen/openkey/v1/keys_pb.ts';
 import { PasskeyService } from '../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { PolicyService } from '../../proto/gen/openkey/v1/policy_pb.ts';
@@ -36,6 +37,7 @@ export interface OpenKeyClient {
   readonly passkeys: Client<typeof PasskeyService>;
   readonly policy: Client<typeof PolicyService>;
   readonly audit: Client<typeof AuditService>;
+  readonly delegations: Client<typeof DelegationService>;
 }
 
 export function createTransport(o: OpenKeyClientOptions): Transport {
@@ -56,6 +58,7 @@ export function createOpenKeyClient(o: OpenKeyClientOptions): OpenKeyClient {
     passkeys: createClient(PasskeyService, transport),
     policy: createClient(PolicyService, transport),
     audit: createClient(AuditService, transport),
+    delegations: createClient(DelegationService, transport),
   };
 }
 

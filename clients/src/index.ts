@@ -18,3 +18,4 @@ export {
   type VerifiedClient,
 } from './attested.ts';
 export { PolicyError, parsePolicy, type PolicyWithoutNonce } from './policy.ts';
+export { DelegateKey, TeeBackendError, attestDelegateKey, authorizationCid, ed25519DidKey, parseDelegationWrapper, startTeeBackend, type CapabilityRequest, type CollateralSource, type DelegateEvidence, type TeeBackend, type TeeBackendOptions, type TinyCloudDelegation, type TinyCloudPermission } from './tee-backend.ts';

@@ -11,6 +11,8 @@ import { GroupCommitStore } from './adapters/group-commit.ts';
 import { openLevelStore } from './adapters/level-store.ts';
 import { createLogger, type Logger } from './adapters/logger.ts';
 import { createPasskeyCeremonies } from './adapters/webauthn.ts';
+import { createDelegateAttestationVerifier, loadDelegatePolicies } from './adapters/delegate-attestation.ts';
+import { Delegations } from './core/delegations.ts';
 import { importKeyStatement } from '../../proto/protocol/key-import.ts';
 import { deriveApplianceSecrets, IDENTITY_KEY_PURPOSE } from './core/appliance-keys.ts';
 import { AttestationService, type CollateralProvider } from './core/attestation.ts';
@@ -32,7 +34,9 @@ import type { Config } from './config.ts';
 import { ApplianceRpc } from './service/rpc.ts';
 import { startSimulator, type RunningSimulator } from './simulator/simulator.ts';
 import { startConnectServer, type RunningServer } from './transport/connect.ts';
+import { loadWebPage, webPageHandler } from './transport/web-page.ts';
 import { startGrpcServer } from './transport/grpc.ts';
+import { Admission } from './transport/invoke.ts';
 
 export interface RunningAppliance {
   readonly connectPort: number;
@@ -46,6 +50,8 @@ export interface RunningAppliance {
 export interface ApplianceOverrides {
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /** Wraps the store every service uses (after group commit), e.g. to observe or fail commits. */
+  readonly storeDecorator?: (store: Store) => Store;
 }
 
 const systemClock: Clock = { now: () => Date.now() };
@@ -122,7 +128,8 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     // Group commit: concurrent requests share one fsync'd LevelDB write, each still durable
     // before its response.
-    const store: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store')));
+    const grouped: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store')));
+    const store: Store = overrides.storeDecorator?.(grouped) ?? grouped;
     cleanups.push(() => store.close());
 
     // Passkey ceremonies name the origins the browser reports; by default the appliance's own page.
@@ -170,11 +177,30 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     const receipts = new ReceiptSigner(identity, clock);
     const audit = new AuditLog({ store, clock, sign: (m) => identity.sign(m) });
     cleanups.push(() => identity.destroy());
-    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, auditReaders: config.auditReaders });
+    const delegatePolicies = loadDelegatePolicies(config.delegatePoliciesFile);
+    const delegations = new Delegations({
+      store,
+      clock,
+      random,
+      keys,
+      cache,
+      hash: crypto.hasher,
+      policies,
+      verifyAttestation: createDelegateAttestationVerifier(() => delegatePolicies, () => clock.now()),
+      domain: config.siweDomain,
+    });
+    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, delegations, auditReaders: config.auditReaders });
     if (sim !== undefined) await writeDevPolicy(config.tee.kind === 'simulator' ? config.tee.dir : '', sim, attestation, logger);
 
-    const limits = { maxRequestBytes: config.maxRequestBytes, maxResponseBytes: 4 * config.maxRequestBytes, callTimeoutMs: config.callTimeoutMs };
-    const connect: RunningServer = await startConnectServer({ rpc, logger, limits }, config.host, config.connectPort);
+    const limits = {
+      maxRequestBytes: config.maxRequestBytes,
+      maxResponseBytes: 4 * config.maxRequestBytes,
+      callTimeoutMs: config.callTimeoutMs,
+      admission: new Admission(config.maxInFlight, 50),
+    };
+    // The passkey page (clients/web), bundled once per process; a failed build only disables the page.
+    const fallback = webPageHandler(config.webPage ? await loadWebPage(logger) : undefined);
+    const connect: RunningServer = await startConnectServer({ rpc, logger, limits, fallback }, config.host, config.connectPort);
     cleanups.push(() => connect.close());
     const grpc: RunningServer = await startGrpcServer({ rpc, logger, limits }, config.host, config.grpcPort);
     cleanups.push(() => grpc.close());

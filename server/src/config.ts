@@ -33,6 +33,8 @@ export interface Config {
   /** PCCS or Intel PCS base URL for collateral shipped with Attest (production; optional). */
   readonly pccsUrl: string | undefined;
   readonly callTimeoutMs: number;
+  /** Calls in progress across all listeners before new ones get RESOURCE_EXHAUSTED. */
+  readonly maxInFlight: number;
   /** WebAuthn relying party: passkeys are bound to this domain. */
   readonly rpId: string;
   readonly rpName: string;
@@ -41,6 +43,12 @@ export interface Config {
   readonly sessionTtlMs: number;
   /** Who may export the audit log: any authenticated principal, or administrators only. */
   readonly auditReaders: 'any' | 'admin';
+  /** JSON file of named verifier policies TEE backends must satisfy to receive delegations. */
+  readonly delegatePoliciesFile: string | undefined;
+  /** The SIWE `domain` of delegations the appliance signs; default the relying-party id. */
+  readonly siweDomain: string;
+  /** Serve the passkey web page (clients/web) at / on the Connect port. */
+  readonly webPage: boolean;
 }
 
 export class ConfigError extends Error {
@@ -102,11 +110,15 @@ export function loadConfig(env: Env = process.env): Config {
     pccsUrl: env['OPENKEY_PCCS_URL'] || undefined,
     maxRequestBytes: int(env, 'OPENKEY_MAX_REQUEST_BYTES', 1024 * 1024, 1024, 16 * 1024 * 1024),
     callTimeoutMs: int(env, 'OPENKEY_CALL_TIMEOUT_MS', 10_000, 100, 600_000),
+    maxInFlight: int(env, 'OPENKEY_MAX_IN_FLIGHT', 1024, 1, 1_000_000),
     rpId: rpId(env['OPENKEY_RP_ID'] || 'localhost'),
     rpName: env['OPENKEY_RP_NAME'] || 'OpenKey appliance',
     origins: origins(env['OPENKEY_ORIGINS']),
     sessionTtlMs: int(env, 'OPENKEY_SESSION_TTL_MS', 15 * 60_000, 10_000, 24 * 3_600_000),
+    delegatePoliciesFile: env['OPENKEY_DELEGATE_POLICIES'] || undefined,
+    siweDomain: siweDomain(env['OPENKEY_SIWE_DOMAIN'] || env['OPENKEY_RP_ID'] || 'localhost'),
     auditReaders: auditReaders(env['OPENKEY_AUDIT_READERS'] || (tee.kind === 'simulator' ? 'any' : 'admin')),
+    webPage: onOff(env, 'OPENKEY_WEB_PAGE', true),
   };
 }
 
@@ -130,7 +142,19 @@ function origins(v: string | undefined): readonly string[] | undefined {
   return list;
 }
 
+function onOff(env: Env, name: string, def: boolean): boolean {
+  const v = env[name];
+  if (v === undefined || v === '') return def;
+  if (v !== 'on' && v !== 'off') throw new ConfigError(`${name} must be "on" or "off"`);
+  return v === 'on';
+}
+
 function auditReaders(v: string): 'any' | 'admin' {
   if (v !== 'any' && v !== 'admin') throw new ConfigError('OPENKEY_AUDIT_READERS must be "any" or "admin"');
+  return v;
+}
+
+function siweDomain(v: string): string {
+  if (!/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(v)) throw new ConfigError('OPENKEY_SIWE_DOMAIN must be host[:port]');
   return v;
 }

@@ -33,6 +33,7 @@ export {
   type TdMeasurements,
 } from './policy/appliance.ts';
 export { checkReportAttributes, type AttributeOptions } from './policy/td-attributes.ts';
+export { PolicyError, parsePolicy, type PolicyWithoutNonce } from './policy/policy-json.ts';
 
 export { APPLIANCE_NONCE_LENGTH, APPLIANCE_REPORT_DATA_DOMAIN_TAG, appReportData } from './report-data.ts';
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env -S npx tsx
 // `openkey` — command-line client for an OpenKey appliance. Creates and registers a service
-// principal, creates keys, signs typed payloads, and prints stamp headers for generic tools
-// (curl, grpcurl). Output is JSON on stdout; errors go to stderr with the appliance's error code.
+// principal, creates keys, signs typed payloads, manages key policies, exports and verifies the
+// audit log, and prints stamp headers for generic tools (curl, grpcurl). Output is JSON on stdout
+// (policies and verdicts are readable text; --json where both make sense); errors go to stderr with
+// the appliance's error code. Exit codes: 0 ok, 1 failed (or audit BROKEN), 2 bad invocation.
 
 import { fromJson, type DescMessage, type JsonValue } from '@bufbuild/protobuf';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KeyAlgorithm } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
+import { PrincipalKind, type KeyPolicy } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { PrincipalKeyAlgorithm, PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { parseCollateral } from '@openkey/verifier';
@@ -17,7 +20,9 @@ import { parsePolicy } from '../policy.ts';
 import { generateCredentials, loadCredentials, saveCredentials, type Credentials } from '../credentials.ts';
 import { encryptKeyForImport } from '../key-import.ts';
 import { stampFor } from '../stamper.ts';
-import { formatVerdict, keyInfoJson, principalJson, hex, fromHexArg } from './format.ts';
+import { hasRuleArgs, positiveInt, usage, usageRuleFromArgs, UsageError } from './args.ts';
+import { describeAuditVerification, encodeAuditExport, exportAuditLog, parseAnchor, verifyAuditFile } from './audit.ts';
+import { formatKeyPolicy, formatVerdict, keyInfoJson, keyPolicyJson, principalJson, hex, fromHexArg, signedAuditHeadJson } from './format.ts';
 
 const USAGE = `usage: openkey <command> [options]
 
@@ -36,6 +41,33 @@ const USAGE = `usage: openkey <command> [options]
   stamp SERVICE/METHOD 'JSON'                    print an openkey-stamp header for curl/grpcurl
   verify --policy POLICY.json [--collateral FILE]  attest the appliance and print the verdict
 
+  policy show KEY_ID [--json]                    the key's owner rule and grants
+  policy grant KEY_ID --id GRANT_ID (--service SVC_ID | --person USR_ID | --session SVC_ID)
+               --ops OPS [RULE OPTIONS] [--json]
+                                                 add a grant, or replace the grant with that id
+  policy revoke KEY_ID GRANT_ID [--json]         remove a grant
+  policy owner-rule KEY_ID (--ops OPS [RULE OPTIONS] | --clear) [--json]
+                                                 hold the owner to a rule, or clear it
+  audit head                                     the audit chain's current signed head
+  audit export [--from N] [--to N] [--out FILE]  records from..to (default 1..head) with a signed
+                                                 head, as JSON, paged 1000 records a call
+  audit verify FILE (--identity-key HEX | --attest --policy POLICY.json [--collateral FILE])
+               [--anchor SEQ:HASH]...            check an export; prints VERIFIED or
+                                                 BROKEN at seq S: CODE, exit code 0 or 1
+
+rule options:
+  --ops OPS              comma-separated: personal_sign, eip712, raw_digest, ed25519
+  --chain-id N           EIP-712 domain chainId allowed (repeat for more); default any
+  --contract 0xADDR      EIP-712 verifyingContract allowed (repeat); default any
+  --primary-type TYPE    EIP-712 primaryType allowed (repeat); default any
+  --max-message-bytes N  largest message (bytes) or typed-data document (characters)
+  --cap N/PERIOD         at most N signatures per window, aligned to the epoch (repeat, one per
+                         period); PERIOD is day, hour, minute, second or <n>ms
+  --rate N/PERIOD        token bucket: N per PERIOD on average, bursts of up to N
+  --not-before ISO       valid from (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)
+  --not-after ISO        valid until (exclusive)
+  --require-approval     every use needs the owner's passkey approval
+
 global options:
   --url URL              appliance Connect URL (env OPENKEY_URL, default http://127.0.0.1:8080)
   --protocol P           connect | grpc-web | grpc (grpc: use the gRPC port, default 8081)
@@ -48,9 +80,9 @@ const SERVICES: Record<string, { readonly typeName: string; readonly methods: re
   PrincipalService,
 };
 
-class UsageError extends Error {}
-
 async function run(argv: string[]): Promise<unknown> {
+  // `openkey delegation …` has its own options and usage (clients/src/cli/delegation.ts).
+  if (argv[0] === 'delegation') return (await import('./delegation.ts')).runDelegation(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -72,10 +104,32 @@ async function run(argv: string[]): Promise<unknown> {
       'private-key-file': { type: 'string' },
       policy: { type: 'string' },
       collateral: { type: 'string' },
+      json: { type: 'boolean' },
+      id: { type: 'string' },
+      service: { type: 'string' },
+      person: { type: 'string' },
+      session: { type: 'string' },
+      ops: { type: 'string' },
+      'chain-id': { type: 'string', multiple: true },
+      contract: { type: 'string', multiple: true },
+      'primary-type': { type: 'string', multiple: true },
+      'max-message-bytes': { type: 'string' },
+      cap: { type: 'string', multiple: true },
+      rate: { type: 'string' },
+      'not-before': { type: 'string' },
+      'not-after': { type: 'string' },
+      'require-approval': { type: 'boolean' },
+      clear: { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      out: { type: 'string' },
+      'identity-key': { type: 'string' },
+      attest: { type: 'boolean' },
+      anchor: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' },
     },
   });
-  const [cmd, sub, arg] = positionals;
+  const [cmd, sub, arg, arg2] = positionals;
   if (values.help || cmd === undefined) {
     process.stdout.write(USAGE);
     return undefined;
@@ -94,6 +148,13 @@ async function run(argv: string[]): Promise<unknown> {
   const keyId = (): string => {
     if (values.key === undefined) throw new UsageError('--key is required');
     return values.key;
+  };
+  /** A policy, readable or (--json) as JSON. */
+  const showPolicy = (p: KeyPolicy | undefined): unknown => {
+    if (p === undefined) throw new Error('the appliance returned no policy');
+    if (values.json) return keyPolicyJson(p);
+    process.stdout.write(formatKeyPolicy(p));
+    return undefined;
   };
 
   const command = cmd === 'stamp' || cmd === 'whoami' || cmd === 'verify' ? cmd : `${cmd} ${sub ?? ''}`.trim();
@@ -180,6 +241,75 @@ async function run(argv: string[]): Promise<unknown> {
       process.stdout.write(formatVerdict(attested));
       return undefined;
     }
+    case 'policy show': {
+      if (arg === undefined) usage('policy show KEY_ID');
+      return showPolicy((await client(creds()).policy.getPolicy({ keyId: arg })).policy);
+    }
+    case 'policy grant': {
+      if (arg === undefined) usage('policy grant KEY_ID --id GRANT_ID (--service SVC_ID | --person USR_ID | --session SVC_ID) --ops OPS');
+      const id = values.id ?? usage('--id GRANT_ID is required');
+      const holders = (
+        [
+          [PrincipalKind.SERVICE, values.service],
+          [PrincipalKind.PERSON, values.person],
+          [PrincipalKind.SESSION, values.session],
+        ] as const
+      ).filter(([, v]) => v !== undefined);
+      const [holder] = holders;
+      if (holder === undefined || holders.length > 1) usage('exactly one of --service, --person or --session names who the grant is for');
+      const grant = { id, principal: { kind: holder[0], id: holder[1] ?? '' }, rule: usageRuleFromArgs(values) };
+      const res = await client(creds()).policy.grant({ keyId: arg, grant });
+      return showPolicy(res.policy);
+    }
+    case 'policy revoke': {
+      if (arg === undefined || arg2 === undefined) usage('policy revoke KEY_ID GRANT_ID');
+      return showPolicy((await client(creds()).policy.revoke({ keyId: arg, grantId: arg2 })).policy);
+    }
+    case 'policy owner-rule': {
+      if (arg === undefined) usage('policy owner-rule KEY_ID (--ops OPS [rule options] | --clear)');
+      if (values.clear && hasRuleArgs(values)) usage('--clear takes no rule options');
+      const rule = values.clear ? {} : { rule: usageRuleFromArgs(values) };
+      return showPolicy((await client(creds()).policy.setOwnerRule({ keyId: arg, ...rule })).policy);
+    }
+    case 'audit head': {
+      const res = await client(creds()).audit.getAuditHead({});
+      if (res.head === undefined) throw new Error('the appliance returned no head');
+      return signedAuditHeadJson(res.head);
+    }
+    case 'audit export': {
+      const from = values.from === undefined ? 1 : positiveInt(values.from, '--from');
+      const to = values.to === undefined ? undefined : positiveInt(values.to, '--to');
+      if (to !== undefined && to < from) usage('--to must not be below --from');
+      const { export: exp, warnings } = await exportAuditLog(client(creds()).audit, to === undefined ? { from } : { from, to });
+      for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
+      const text = `${encodeAuditExport(exp)}\n`;
+      if (values.out === undefined) {
+        process.stdout.write(text);
+        return undefined;
+      }
+      writeFileSync(values.out, text);
+      return { out: values.out, from: exp.from, to: exp.head.seq, records: exp.records.length, logSeq: exp.head.logSeq };
+    }
+    case 'audit verify': {
+      if (arg === undefined) usage('audit verify FILE (--identity-key HEX | --attest --policy POLICY.json)');
+      if ((values['identity-key'] === undefined) === (values.attest !== true)) usage('give exactly one of --identity-key HEX or --attest');
+      const anchors = (values.anchor ?? []).map(parseAnchor);
+      const text = readFileSync(arg, 'utf8'); // read before attesting: a missing file is a plain error
+      let identityKey: Uint8Array;
+      if (values['identity-key'] !== undefined) {
+        identityKey = fromHexArg(values['identity-key'], '--identity-key');
+        if (identityKey.length !== 32) usage('--identity-key must be the 32-byte Ed25519 identity public key');
+      } else {
+        const policy = parsePolicy(readFileSync(values.policy ?? usage('--attest needs --policy POLICY.json'), 'utf8'));
+        const collateral = values.collateral === undefined ? undefined : parseCollateral(readFileSync(values.collateral, 'utf8'));
+        const attested = await attestAppliance(createTransport({ baseUrl, protocol }), policy, collateral === undefined ? {} : { collateral });
+        identityKey = attested.identityPublicKey;
+      }
+      const verdict = verifyAuditFile(text, identityKey, anchors);
+      process.stdout.write(describeAuditVerification(verdict));
+      if (!verdict.ok) process.exitCode = 1;
+      return undefined;
+    }
     case 'stamp': {
       // openkey stamp SignService/Sign '{"keyId": "...", ...}'
       const [svcName, methodName] = (sub ?? '').split('/');
@@ -193,10 +323,6 @@ async function run(argv: string[]): Promise<unknown> {
     default:
       throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   }
-}
-
-function usage(msg: string): never {
-  throw new UsageError(msg);
 }
 
 run(process.argv.slice(2)).then(

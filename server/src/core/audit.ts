@@ -21,7 +21,7 @@ const RECORD_TAG = 'openkey-audit-record-v1';
 const HEAD_TAG = 'openkey-audit-head-v1';
 
 /** Operations the appliance audits. Extend here as features land. */
-export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'delegate' | 'audit_export';
+export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'delegate' | 'delegation_grant' | 'delegation_revoke' | 'audit_export';
 /** Reason codes: the policy engine's, or a domain error code for decisions made elsewhere. */
 export type AuditReason = PolicyReason | ErrorCode;
 

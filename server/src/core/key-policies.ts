@@ -120,6 +120,11 @@ export class KeyPolicies {
       } catch (e) {
         // Another change landed between read and write: re-read and re-apply.
         if (isOpenKeyError(e) && e.code === 'CONFLICT' && attempt < MAX_ATTEMPTS) continue;
+        // The approval's passkey was used meanwhile (its counter's compare-and-set failed): a
+        // refusal of the approval, reported as every other bad approval is.
+        if (check !== undefined && isOpenKeyError(e) && e.code === 'WEBAUTHN_COUNTER_REGRESSION') {
+          return fail(new OpenKeyError('APPROVAL_INVALID', 'approval used meanwhile', { cause: e }));
+        }
         return fail(e, isOpenKeyError(e) && e.code === 'CONFLICT' ? used : []);
       }
     }

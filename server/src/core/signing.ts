@@ -8,7 +8,7 @@
 import { commitAudited, denialAudit, type AuditedItem } from './audit.ts';
 import type { Authenticated } from './auth.ts';
 import { zeroize } from './bytes.ts';
-import { OpenKeyError, isOpenKeyError } from './errors.ts';
+import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
 import { checkKeyId } from './ids.ts';
 import type { KeyPolicies } from './key-policies.ts';
 import type { UnsealedKeyCache } from './key-cache.ts';
@@ -88,17 +88,19 @@ export class SignService {
     const prepared: Prepared[] = [];
     let check: ApprovalCheck | undefined;
     let policies: unknown[];
+    /** One denial record for the whole request, committed with the stamp's nonce only. */
+    const refuse = async (code: ErrorCode): Promise<void> => {
+      const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
+      const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
+      await this.o.store.commit([auth.nonceChange, denialAudit(entry, code)]);
+    };
     try {
       for (const item of items) prepared.push(await this.prepare(item));
       check = await approval();
       policies = await Promise.all(prepared.map((p) => (p.record === undefined ? undefined : this.o.policies.load(p.keyId))));
     } catch (e) {
       // A request refused before policy (malformed payload, bad approval) is a decision too.
-      if (isOpenKeyError(e) && e.code !== 'INTERNAL') {
-        const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
-        const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
-        await this.o.store.commit([auth.nonceChange, denialAudit(entry, e.code)]);
-      }
+      if (isOpenKeyError(e) && e.code !== 'INTERNAL') await refuse(e.code);
       throw e;
     }
 
@@ -119,7 +121,18 @@ export class SignService {
       return { decision, principal: auth.principal.id, operation: p.operation, keyId: p.keyId, requestDigest: auth.requestDigest };
     });
     const always: Change[] = [auth.nonceChange, ...(check?.changes ?? [])];
-    await commitAudited(this.o.store, { time: now, items: audited, always });
+    try {
+      await commitAudited(this.o.store, { time: now, items: audited, always });
+    } catch (e) {
+      // The approval's own conditions (its single-use marker, its passkey's counter) failed inside
+      // the commit: it was used meanwhile (a replay, or a race), and nothing was written. That is
+      // a refusal like any other bad approval: audited, with the nonce, as APPROVAL_INVALID.
+      if (check !== undefined && isOpenKeyError(e) && (e.code === 'APPROVAL_INVALID' || e.code === 'WEBAUTHN_COUNTER_REGRESSION')) {
+        await refuse('APPROVAL_INVALID');
+        throw new OpenKeyError('APPROVAL_INVALID', 'approval used meanwhile', { cause: e });
+      }
+      throw e;
+    }
     return prepared.map((p) => this.signPrepared(p));
   }
 

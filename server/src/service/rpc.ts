@@ -94,7 +94,33 @@ import {
   type SetOwnerRuleRequest,
   type SetOwnerRuleResponse,
 } from '../../../proto/gen/openkey/v1/policy_pb.ts';
+import {
+  CreateGrantRequestSchema,
+  CreateGrantResponseSchema,
+  DelegateRequestSchema,
+  DelegateResponseSchema,
+  GetDelegationNonceResponseSchema,
+  ListDelegationsRequestSchema,
+  ListDelegationsResponseSchema,
+  ListGrantsRequestSchema,
+  ListGrantsResponseSchema,
+  RevokeGrantRequestSchema,
+  RevokeGrantResponseSchema,
+  type CreateGrantRequest,
+  type CreateGrantResponse,
+  type DelegateRequest,
+  type DelegateResponse,
+  type GetDelegationNonceRequest,
+  type GetDelegationNonceResponse,
+  type ListDelegationsRequest,
+  type ListDelegationsResponse,
+  type ListGrantsRequest,
+  type ListGrantsResponse,
+  type RevokeGrantRequest,
+  type RevokeGrantResponse,
+} from '../../../proto/gen/openkey/v1/delegation_pb.ts';
 import type { AuditLog } from '../core/audit.ts';
+import type { Delegations } from '../core/delegations.ts';
 import type { KeyPolicies, PolicyChange, StoredPolicy } from '../core/key-policies.ts';
 import type { ApprovalCheck, People } from '../core/people.ts';
 import { OpenKeyError } from '../core/errors.ts';
@@ -107,6 +133,11 @@ import type { ReceiptSigner } from '../core/receipts.ts';
 import type { SignService } from '../core/signing.ts';
 import {
   auditExportToWire,
+  delegateInputFromWire,
+  delegationGrantToWire,
+  delegationToWire,
+  issuedRecordToWire,
+  newGrantFromWire,
   evidenceToWire,
   keyAlgorithmFromWire,
   keyGrantFromWire,
@@ -140,6 +171,7 @@ export interface ApplianceCore {
   readonly people: People;
   readonly policies: KeyPolicies;
   readonly audit: AuditLog;
+  readonly delegations: Delegations;
   /** Who may read the audit log: any authenticated principal, or administrators only. */
   readonly auditReaders: 'any' | 'admin';
 }
@@ -167,6 +199,12 @@ export const METHODS = {
   setOwnerRule: '/openkey.v1.PolicyService/SetOwnerRule',
   getAuditHead: '/openkey.v1.AuditService/GetAuditHead',
   exportAudit: '/openkey.v1.AuditService/ExportAudit',
+  createGrant: '/openkey.v1.DelegationService/CreateGrant',
+  revokeGrant: '/openkey.v1.DelegationService/RevokeGrant',
+  listGrants: '/openkey.v1.DelegationService/ListGrants',
+  getDelegationNonce: '/openkey.v1.DelegationService/GetDelegationNonce',
+  delegate: '/openkey.v1.DelegationService/Delegate',
+  listDelegations: '/openkey.v1.DelegationService/ListDelegations',
 } as const;
 
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
@@ -330,6 +368,52 @@ export class ApplianceRpc {
     const c = change();
     const policy = await this.core.policies.change(auth, req.keyId, c, this.approvalOf(method, schema, req));
     return { ar, policy };
+  }
+
+  // ---- delegations ----
+
+  async createGrant(req: CreateGrantRequest, meta: CallMeta): Promise<CreateGrantResponse> {
+    const ar = authRequest(METHODS.createGrant, messageDigest(CreateGrantRequestSchema, req), meta);
+    const auth = await this.core.auth.authenticate(ar);
+    const grant = await this.core.delegations.createGrant(auth, newGrantFromWire(req), this.approvalOf(METHODS.createGrant, CreateGrantRequestSchema, req));
+    const res = create(CreateGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
+    res.receipt = this.receipt(ar, CreateGrantResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  async revokeGrant(req: RevokeGrantRequest, meta: CallMeta): Promise<RevokeGrantResponse> {
+    const ar = authRequest(METHODS.revokeGrant, messageDigest(RevokeGrantRequestSchema, req), meta);
+    const auth = await this.core.auth.authenticate(ar);
+    const grant = await this.core.delegations.revokeGrant(auth, req.keyId, req.grantId, this.approvalOf(METHODS.revokeGrant, RevokeGrantRequestSchema, req));
+    const res = create(RevokeGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
+    res.receipt = this.receipt(ar, RevokeGrantResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  async listGrants(req: ListGrantsRequest, meta: CallMeta): Promise<ListGrantsResponse> {
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.listGrants, messageDigest(ListGrantsRequestSchema, req), meta));
+    const grants = await this.core.delegations.listGrants(auth, req.keyId);
+    return create(ListGrantsResponseSchema, { grants: grants.map((g) => delegationGrantToWire(req.keyId, g)) });
+  }
+
+  /** Unauthenticated: a nonce is useless without a quote that binds it, and single use. */
+  async getDelegationNonce(_req: GetDelegationNonceRequest, _meta: CallMeta): Promise<GetDelegationNonceResponse> {
+    return create(GetDelegationNonceResponseSchema, { nonce: await this.core.delegations.nonce() });
+  }
+
+  async delegate(req: DelegateRequest, meta: CallMeta): Promise<DelegateResponse> {
+    const ar = authRequest(METHODS.delegate, messageDigest(DelegateRequestSchema, req), meta);
+    const auth = await this.core.auth.authenticate(ar);
+    const d = await this.core.delegations.delegate(auth, delegateInputFromWire(req));
+    const res = delegationToWire(d);
+    res.receipt = this.receipt(ar, DelegateResponseSchema, res, req.keyId);
+    return res;
+  }
+
+  async listDelegations(req: ListDelegationsRequest, meta: CallMeta): Promise<ListDelegationsResponse> {
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.listDelegations, messageDigest(ListDelegationsRequestSchema, req), meta));
+    const list = await this.core.delegations.listDelegations(auth, req.keyId, req.grantId);
+    return create(ListDelegationsResponseSchema, { delegations: list.map(issuedRecordToWire) });
   }
 
   // ---- audit ----

@@ -30,7 +30,24 @@ import {
   type KeyPolicy as WireKeyPolicy,
   type UsageRule as WireUsageRule,
 } from '../../../proto/gen/openkey/v1/policy_pb.ts';
+import {
+  CapabilitySchema,
+  DelegateResponseSchema,
+  DelegateRuleSchema,
+  DelegationGrantSchema,
+  IssuedDelegationSchema,
+  type Capability as WireCapability,
+  type CreateGrantRequest,
+  type DelegateRequest,
+  type DelegateResponse,
+  type DelegateRule as WireDelegateRule,
+  type DelegationGrant as WireDelegationGrant,
+  type IssuedDelegation as WireIssuedDelegation,
+} from '../../../proto/gen/openkey/v1/delegation_pb.ts';
 import type { AttestationEvidence } from '../core/attestation.ts';
+import type { DelegateInput, IssuedRecord, NewGrant } from '../core/delegations.ts';
+import type { DelegateRule, DelegationGrant, IssuedDelegation } from '../core/delegation/index.ts';
+import type { CapabilityEntry } from '../core/delegation/capability.ts';
 import type { AuditExport, SignedAuditHead } from '../core/audit.ts';
 import type { StoredPolicy } from '../core/key-policies.ts';
 import type { PasskeyInfo, SessionRecord } from '../core/people.ts';
@@ -278,4 +295,129 @@ export function sessionToWire(s: SessionRecord): WireSession {
 
 export function passkeyToWire(p: PasskeyInfo): WirePasskey {
   return create(PasskeySchema, { credentialId: p.credentialId, name: p.name, createdAtMs: BigInt(p.createdAt), lastUsedAtMs: BigInt(p.lastUsedAt), counter: p.counter });
+}
+
+// ---- Delegations --------------------------------------------------------------------------------
+
+function caveatsFromWire(json: string, label: string): unknown {
+  if (json === '') return undefined;
+  try {
+    return JSON.parse(json) as unknown;
+  } catch {
+    throw new OpenKeyError('MALFORMED_REQUEST', `${label}.caveats_json is not JSON`);
+  }
+}
+
+function capabilitiesFromWire(caps: readonly WireCapability[], label: string): unknown[] {
+  return caps.map((c) => {
+    const caveats = caveatsFromWire(c.caveatsJson, label);
+    return { resource: c.resource, ability: c.ability, ...(caveats === undefined ? {} : { caveats }) };
+  });
+}
+
+function capabilitiesToWire(caps: readonly CapabilityEntry[]): WireCapability[] {
+  return caps.map((c) => create(CapabilitySchema, { resource: c.resource, ability: c.ability, caveatsJson: JSON.stringify(c.caveats) }));
+}
+
+function ruleFromWire(r: WireDelegateRule): unknown {
+  const scope = r.scope.length === 0 ? {} : { scope: capabilitiesFromWire(r.scope, 'delegates.scope') };
+  switch (r.kind.case) {
+    case 'did':
+      return { kind: 'did', did: r.kind.value, ...scope };
+    case 'attestationPolicy':
+      return { kind: 'attested', policy: r.kind.value, ...scope };
+    case 'principalId':
+      return { kind: 'principal', principalId: r.kind.value, ...scope };
+    default:
+      throw new OpenKeyError('MISSING_FIELD', 'delegates.kind');
+  }
+}
+
+function ruleToWire(r: DelegateRule): WireDelegateRule {
+  const kind =
+    r.kind === 'did'
+      ? { case: 'did' as const, value: r.did }
+      : r.kind === 'attested'
+        ? { case: 'attestationPolicy' as const, value: r.policy }
+        : { case: 'principalId' as const, value: r.principalId };
+  return create(DelegateRuleSchema, { kind, scope: capabilitiesToWire(r.scope ?? []) });
+}
+
+const safeNumber = (v: bigint, label: string): number => {
+  if (v < 0n || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new OpenKeyError('MALFORMED_REQUEST', label);
+  return Number(v);
+};
+
+export function newGrantFromWire(req: CreateGrantRequest): NewGrant {
+  const manifests = req.manifestsJson.map((m, i) => {
+    try {
+      return JSON.parse(m) as unknown;
+    } catch {
+      throw new OpenKeyError('MALFORMED_REQUEST', `manifests_json[${i}] is not JSON`);
+    }
+  });
+  if (req.capabilities.length === 0 && manifests.length === 0) throw new OpenKeyError('MISSING_FIELD', 'capabilities or manifests_json');
+  return {
+    keyId: req.keyId,
+    grantId: req.grantId,
+    capabilities: capabilitiesFromWire(req.capabilities, 'capabilities'),
+    manifests,
+    delegates: req.delegates.map(ruleFromWire),
+    ...(req.maxLifetimeSeconds === 0 ? {} : { maxLifetimeSeconds: req.maxLifetimeSeconds }),
+    ...(req.expiresAtMs === 0n ? {} : { expiresAt: safeNumber(req.expiresAtMs, 'expires_at_ms') }),
+    chainId: req.chainId === 0n ? 1 : safeNumber(req.chainId, 'chain_id'),
+  };
+}
+
+export function delegationGrantToWire(keyId: string, g: DelegationGrant): WireDelegationGrant {
+  return create(DelegationGrantSchema, {
+    id: g.id,
+    keyId,
+    ownerDid: g.owner,
+    capabilities: capabilitiesToWire(g.capabilities),
+    delegates: g.delegates.map(ruleToWire),
+    maxLifetimeSeconds: g.maxLifetimeSeconds,
+    createdAtMs: BigInt(g.createdAt),
+    expiresAtMs: BigInt(g.expiresAt),
+    revoked: g.revoked,
+  });
+}
+
+export function delegateInputFromWire(req: DelegateRequest): DelegateInput {
+  const a = req.attestation;
+  return {
+    keyId: req.keyId,
+    grantId: req.grantId,
+    delegateDid: req.delegateDid,
+    capabilities: capabilitiesFromWire(req.capabilities, 'capabilities'),
+    lifetimeSeconds: req.lifetimeSeconds,
+    ...(req.notBeforeMs === 0n ? {} : { notBefore: safeNumber(req.notBeforeMs, 'not_before_ms') }),
+    ...(req.requestId === '' ? {} : { requestId: req.requestId }),
+    ...(a === undefined ? {} : { evidence: { quote: a.quote, eventLog: a.eventLog, collateralJson: a.collateralJson, nonce: a.nonce } }),
+  };
+}
+
+export function delegationToWire(d: IssuedDelegation): DelegateResponse {
+  return create(DelegateResponseSchema, {
+    format: d.format,
+    cid: d.cid,
+    authorization: d.authorization,
+    ...(d.format === 'siwe-cacao' ? { siwe: d.siwe, signature: d.signature, cacao: d.cacao } : { ucan: d.ucan }),
+    wrapperJson: JSON.stringify(d.wrapper),
+    issuedAtMs: BigInt(d.issuedAt),
+    expiresAtMs: BigInt(d.expiresAt),
+  });
+}
+
+export function issuedRecordToWire(r: IssuedRecord): WireIssuedDelegation {
+  return create(IssuedDelegationSchema, {
+    cid: r.cid,
+    grantId: r.grantId,
+    delegateDid: r.delegateDid,
+    issuedAtMs: BigInt(r.issuedAt),
+    expiresAtMs: BigInt(r.expiresAt),
+    status: r.status,
+    capabilities: capabilitiesToWire(r.capabilities),
+    format: r.format,
+  });
 }

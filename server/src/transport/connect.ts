@@ -10,6 +10,7 @@ import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { DelegationService } from '../../../proto/gen/openkey/v1/delegation_pb.ts';
 import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
@@ -18,8 +19,9 @@ import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import { METHODS, type ApplianceRpc, type CallMeta } from '../service/rpc.ts';
-import { ERROR_CODE_HEADER } from './error-map.ts';
+import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER } from './error-map.ts';
 import { InFlight, invoke, newMeta, type TransportLimits } from './invoke.ts';
+import type { FallbackHandler } from './web-page.ts';
 
 export interface ConnectServerOptions {
   readonly rpc: ApplianceRpc;
@@ -27,6 +29,8 @@ export interface ConnectServerOptions {
   readonly limits: TransportLimits;
   /** Extra routes (e.g. attestation) registered by later layers. */
   readonly extraRoutes?: (router: ConnectRouter, call: CallRunner) => void;
+  /** Answers paths that are not RPCs (the web page); default a plain 404. */
+  readonly fallback?: FallbackHandler;
 }
 
 export type CallRunner = <T>(method: string, ctx: HandlerContext, fn: (meta: CallMeta) => Promise<T>) => Promise<T>;
@@ -42,6 +46,7 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (ro
     const out = await invoke(method, meta, o.limits, o.logger, () => fn(meta), inFlight);
     if (out.ok) return out.value;
     const headers = new Headers({ [ERROR_CODE_HEADER]: out.error.code });
+    if (out.error.retryAfterMs !== undefined) headers.set(RETRY_AFTER_HEADER, String(out.error.retryAfterMs));
     throw new ConnectError(out.error.message, out.error.status as Code, headers);
   };
   const rpc = o.rpc;
@@ -81,6 +86,14 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (ro
       getAuditHead: (req, ctx) => call(METHODS.getAuditHead, ctx, (m) => rpc.getAuditHead(req, m)),
       exportAudit: (req, ctx) => call(METHODS.exportAudit, ctx, (m) => rpc.exportAudit(req, m)),
     });
+    router.service(DelegationService, {
+      createGrant: (req, ctx) => call(METHODS.createGrant, ctx, (m) => rpc.createGrant(req, m)),
+      revokeGrant: (req, ctx) => call(METHODS.revokeGrant, ctx, (m) => rpc.revokeGrant(req, m)),
+      listGrants: (req, ctx) => call(METHODS.listGrants, ctx, (m) => rpc.listGrants(req, m)),
+      getDelegationNonce: (req, ctx) => call(METHODS.getDelegationNonce, ctx, (m) => rpc.getDelegationNonce(req, m)),
+      delegate: (req, ctx) => call(METHODS.delegate, ctx, (m) => rpc.delegate(req, m)),
+      listDelegations: (req, ctx) => call(METHODS.listDelegations, ctx, (m) => rpc.listDelegations(req, m)),
+    });
     o.extraRoutes?.(router, call);
   };
 }
@@ -95,6 +108,7 @@ export async function startConnectServer(o: ConnectServerOptions, host: string, 
     writeMaxBytes: o.limits.maxResponseBytes,
     maxTimeoutMs: o.limits.callTimeoutMs,
     shutdownSignal: shutdown.signal,
+    ...(o.fallback === undefined ? {} : { fallback: o.fallback }),
   });
   const h1 = http.createServer({ requestTimeout: o.limits.callTimeoutMs * 2, headersTimeout: 10_000 }, handler);
   const h2 = http2.createServer({ maxSessionMemory: 32 }, handler);

@@ -80,6 +80,8 @@ export interface WireError {
   readonly message: string;
   /** True when the error was not an OpenKeyError and must be logged as a bug. */
   readonly unexpected: boolean;
+  /** Back-pressure: when to retry, sent as the `openkey-retry-after-ms` header/trailer. */
+  readonly retryAfterMs?: number;
 }
 
 export function toWireError(e: unknown): WireError {

@@ -7,6 +7,7 @@ import { fromBinary, toBinary, type DescMessage, type DescService, type MessageS
 import * as grpc from '@grpc/grpc-js';
 import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { DelegationService } from '../../../proto/gen/openkey/v1/delegation_pb.ts';
 import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
@@ -17,7 +18,7 @@ import type { Logger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
 import type { RunningServer } from './connect.ts';
-import { ERROR_CODE_HEADER } from './error-map.ts';
+import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER } from './error-map.ts';
 import { invoke, newMeta, type TransportLimits } from './invoke.ts';
 
 export interface GrpcServerOptions {
@@ -86,6 +87,7 @@ export function grpcImplementation(
         }
         const md = new grpc.Metadata();
         md.set(ERROR_CODE_HEADER, res.error.code);
+        if (res.error.retryAfterMs !== undefined) md.set(RETRY_AFTER_HEADER, String(res.error.retryAfterMs));
         callback({ code: res.error.status, details: res.error.message, metadata: md }, null);
       });
     };
@@ -141,6 +143,17 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
       grant: (r, m) => rpc.grant(r, m),
       revoke: (r, m) => rpc.revoke(r, m),
       setOwnerRule: (r, m) => rpc.setOwnerRule(r, m),
+    }, o),
+  );
+  server.addService(
+    definitionFor(DelegationService),
+    grpcImplementation(DelegationService, {
+      createGrant: (r, m) => rpc.createGrant(r, m),
+      revokeGrant: (r, m) => rpc.revokeGrant(r, m),
+      listGrants: (r, m) => rpc.listGrants(r, m),
+      getDelegationNonce: (r, m) => rpc.getDelegationNonce(r, m),
+      delegate: (r, m) => rpc.delegate(r, m),
+      listDelegations: (r, m) => rpc.listDelegations(r, m),
     }, o),
   );
   server.addService(

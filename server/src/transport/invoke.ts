@@ -15,6 +15,8 @@ export interface TransportLimits {
   readonly maxResponseBytes: number;
   /** Server-side deadline for one call, milliseconds. */
   readonly callTimeoutMs: number;
+  /** Shared by every listener: beyond its bound, calls are refused at once (back-pressure). */
+  readonly admission?: Admission;
 }
 
 export const DEFAULT_LIMITS: TransportLimits = {
@@ -54,6 +56,36 @@ export class InFlight {
   }
 }
 
+/**
+ * A bound on calls in progress across all listeners. Beyond it a call is refused immediately with
+ * RESOURCE_EXHAUSTED and a retry hint, instead of queueing: latency and memory stay bounded under
+ * overload, and the client learns to back off.
+ */
+export class Admission {
+  #active = 0;
+
+  constructor(
+    readonly maxInFlight: number,
+    readonly retryAfterMs: number,
+  ) {
+    if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new RangeError('maxInFlight must be a positive integer');
+  }
+
+  get active(): number {
+    return this.#active;
+  }
+
+  tryEnter(): boolean {
+    if (this.#active >= this.maxInFlight) return false;
+    this.#active++;
+    return true;
+  }
+
+  leave(): void {
+    this.#active--;
+  }
+}
+
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WireError };
 
 export function newMeta(stamp: string | undefined): CallMeta {
@@ -68,6 +100,12 @@ export async function invoke<T>(
   fn: () => Promise<T>,
   inFlight?: InFlight,
 ): Promise<Outcome<T>> {
+  const admission = limits.admission;
+  if (admission !== undefined && !admission.tryEnter()) {
+    logger.debug({ requestId: meta.requestId, method }, 'call refused: server at capacity');
+    const busy = toWireError(new OpenKeyError('RESOURCE_EXHAUSTED', 'server at capacity'));
+    return { ok: false, error: { ...busy, retryAfterMs: admission.retryAfterMs } };
+  }
   let timer: NodeJS.Timeout | undefined;
   inFlight?.enter();
   try {
@@ -83,5 +121,6 @@ export async function invoke<T>(
   } finally {
     if (timer !== undefined) clearTimeout(timer);
     inFlight?.leave();
+    admission?.leave();
   }
 }
