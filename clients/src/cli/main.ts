@@ -10,9 +10,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KeyAlgorithm } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
-import { PrincipalKind, type KeyPolicy } from '../../../proto/gen/openkey/v1/policy_pb.ts';
+import { PolicyService, PrincipalKind, type KeyPolicy } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { PrincipalKeyAlgorithm, PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
+import { DelegationService } from '../../../proto/gen/openkey/v1/delegation_pb.ts';
+import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { parseCollateral } from '@openkey/verifier';
 import { attestAppliance } from '../attested.ts';
 import { createOpenKeyClient, createTransport, openKeyErrorCode, type WireProtocol } from '../client.ts';
@@ -54,6 +57,8 @@ const USAGE = `usage: openkey <command> [options]
   audit verify FILE (--identity-key HEX | --attest --policy POLICY.json [--collateral FILE])
                [--anchor SEQ:HASH]...            check an export; prints VERIFIED or
                                                  BROKEN at seq S: CODE, exit code 0 or 1
+  delegation …                                   TinyCloud grants and delegations
+                                                 (openkey delegation --help)
 
 rule options:
   --ops OPS              comma-separated: personal_sign, eip712, raw_digest, ed25519
@@ -78,6 +83,10 @@ const SERVICES: Record<string, { readonly typeName: string; readonly methods: re
   KeyService,
   SignService,
   PrincipalService,
+  PasskeyService,
+  PolicyService,
+  AuditService,
+  DelegationService,
 };
 
 async function run(argv: string[]): Promise<unknown> {
