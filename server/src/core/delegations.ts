@@ -25,6 +25,7 @@ import type { CapabilityEntry } from './delegation/capability.ts';
 import { canonicalizeEntries, checkCapabilities } from './delegation/capability.ts';
 import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
 import { checkKeyId } from './ids.ts';
+import { IssuanceBound } from './issuance-bound.ts';
 import type { UnsealedKeyCache } from './key-cache.ts';
 import type { KeyService } from './keys.ts';
 import type { ApprovalCheck } from './people.ts';
@@ -109,7 +110,12 @@ const encode = (v: unknown): Uint8Array => utf8(JSON.stringify(v));
 const decode = (b: Uint8Array): unknown => JSON.parse(Buffer.from(b).toString('utf8')) as unknown;
 const b64u = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
 
+/** Outstanding delegation nonces per process (GetDelegationNonce is unauthenticated). */
+export const MAX_OUTSTANDING_NONCES = 10_000;
+
 export class Delegations {
+  readonly #nonces = new IssuanceBound(MAX_OUTSTANDING_NONCES, DELEGATION_NONCE_TTL_MS);
+
   constructor(private readonly o: DelegationsOptions) {}
 
   // ---- grants (owner) ----
@@ -176,7 +182,7 @@ export class Delegations {
   /** A single-use nonce for a backend's quote. */
   async nonce(): Promise<Uint8Array> {
     const n = this.o.random.bytes(32);
-    const expiresAt = this.o.clock.now() + DELEGATION_NONCE_TTL_MS;
+    const expiresAt = this.#nonces.take(this.o.clock.now());
     await this.o.store.commit([{ kind: 'putDoc', space: NONCES, id: b64u(n), value: encode({ expiresAt }), ifVersion: 0, expiresAt }]);
     return n;
   }
@@ -201,6 +207,9 @@ export class Delegations {
         },
         grant.owner,
       );
+      // The grant's own state first: a revoked or expired grant says so, whatever the evidence.
+      if (grant.revoked) throw new OpenKeyError('GRANT_REVOKED', grant.id);
+      if (now >= grant.expiresAt) throw new OpenKeyError('GRANT_EXPIRED', grant.id);
       const attestation = input.evidence === undefined ? undefined : await this.attest(grant, input.evidence, input.delegateDid, always);
       issued = await issueDelegation({
         grant,
@@ -236,9 +245,11 @@ export class Delegations {
 
   /**
    * Verifies a backend's evidence against each attestation policy the grant names (the first that
-   * passes wins) and consumes its nonce in `always` (so a quote is used once, allowed or not).
+   * passes wins) and consumes its nonce in `always` (so a quote is used once, allowed or not). When
+   * no policy passes but the grant has other rules (a DID, a calling principal), the request goes on
+   * without an attestation verdict and those rules decide.
    */
-  private async attest(grant: DelegationGrant, evidence: DelegateEvidence, delegateDid: string, always: Change[]): Promise<VerifiedDelegateAttestation> {
+  private async attest(grant: DelegationGrant, evidence: DelegateEvidence, delegateDid: string, always: Change[]): Promise<VerifiedDelegateAttestation | undefined> {
     const id = b64u(evidence.nonce);
     const doc = evidence.nonce.length === 32 ? await this.o.store.getDoc(NONCES, id) : undefined;
     if (doc === undefined || (doc.expiresAt ?? 0) <= this.o.clock.now()) throw new OpenKeyError('DELEGATE_NOT_ALLOWED', 'unknown, used or expired delegation nonce');
@@ -254,6 +265,7 @@ export class Delegations {
         // try the next policy
       }
     }
+    if (grant.delegates.some((r) => r.kind !== 'attested')) return undefined;
     throw new OpenKeyError('DELEGATE_NOT_ALLOWED', 'the attestation satisfies none of the grant’s policies');
   }
 

@@ -10,6 +10,7 @@ import type { Authenticated } from './auth.ts';
 import { toHex, utf8 } from './bytes.ts';
 import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
 import { principalIdFor } from './ids.ts';
+import { IssuanceBound } from './issuance-bound.ts';
 import type { Change, Clock, PrincipalAlgorithm, Random, Store, StoredDoc } from './ports.ts';
 import type { PublicKeyValidator, RegistrationMode } from './principals.ts';
 
@@ -187,7 +188,12 @@ export interface ApprovalInput {
   readonly assertionJson: string;
 }
 
+/** Outstanding sign-in and registration challenges per process (unauthenticated callers create them). */
+export const MAX_OUTSTANDING_CHALLENGES = 10_000;
+
 export class People {
+  readonly #challenges = new IssuanceBound(MAX_OUTSTANDING_CHALLENGES, CHALLENGE_TTL_MS);
+
   constructor(private readonly o: PeopleOptions) {}
 
   // -- registration --
@@ -222,7 +228,7 @@ export class People {
       name = displayName;
     }
     const challenge = this.o.random.bytes(32);
-    const expiresAt = this.o.clock.now() + CHALLENGE_TTL_MS;
+    const expiresAt = this.#challenges.take(this.o.clock.now());
     const doc: ChallengeDoc = { purpose: 'register', personId, newPerson, displayName: name, expiresAt };
     await this.o.store.commit([{ kind: 'putDoc', space: SPACE.challenge, id: b64u(challenge), value: encodeDoc(doc), ifVersion: 0, expiresAt }]);
     const options = await this.o.webauthn.registrationOptions({
@@ -280,7 +286,7 @@ export class People {
     if (sessionPublicKey.length === 0) throw new OpenKeyError('MISSING_FIELD', 'session_public_key');
     const publicKey = this.o.validatePublicKey(algorithm, sessionPublicKey);
     const challenge = this.o.random.bytes(32);
-    const expiresAt = this.o.clock.now() + CHALLENGE_TTL_MS;
+    const expiresAt = this.#challenges.take(this.o.clock.now());
     const doc: ChallengeDoc = { purpose: 'login', algorithm, publicKey: b64u(publicKey), expiresAt };
     await this.o.store.commit([{ kind: 'putDoc', space: SPACE.challenge, id: b64u(challenge), value: encodeDoc(doc), ifVersion: 0, expiresAt }]);
     return JSON.stringify(await this.o.webauthn.authenticationOptions({ challenge }));
