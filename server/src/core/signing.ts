@@ -95,9 +95,17 @@ export class SignService {
       await this.o.store.commit([auth.nonceChange, denialAudit(entry, code)]);
     };
     try {
-      for (const item of items) prepared.push(await this.prepare(item));
+      // One read per distinct key (a batch usually signs with one key), for the record and the policy.
+      const records = new Map<string, Promise<KeyRecord | undefined>>();
+      for (const item of items) prepared.push(await this.prepare(item, records));
       check = await approval();
-      policies = await Promise.all(prepared.map((p) => (p.record === undefined ? undefined : this.o.policies.load(p.keyId))));
+      const loaded = new Map<string, Promise<unknown>>();
+      const policyOf = (keyId: string): Promise<unknown> => {
+        let p = loaded.get(keyId);
+        if (p === undefined) loaded.set(keyId, (p = this.o.policies.load(keyId)));
+        return p;
+      };
+      policies = await Promise.all(prepared.map((p) => (p.record === undefined ? undefined : policyOf(p.keyId))));
     } catch (e) {
       // A request refused before policy (malformed payload, bad approval) is a decision too.
       if (isOpenKeyError(e) && e.code !== 'INTERNAL') await refuse(e.code);
@@ -137,11 +145,13 @@ export class SignService {
   }
 
   /** Checks and hashes one item. The key may be missing: policy denies that like a foreign key. */
-  private async prepare(item: SignItem): Promise<Prepared> {
+  private async prepare(item: SignItem, records: Map<string, Promise<KeyRecord | undefined>>): Promise<Prepared> {
     const keyId = checkKeyId(item.keyId);
     const payload = item.payload;
     if (payload === undefined) throw new OpenKeyError('MISSING_FIELD', 'payload');
-    const record = await this.o.store.getKey(keyId);
+    let pending = records.get(keyId);
+    if (pending === undefined) records.set(keyId, (pending = this.o.store.getKey(keyId)));
+    const record = await pending;
     const base = { record, keyId };
     switch (payload.kind) {
       case 'personalMessage': {
