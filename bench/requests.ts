@@ -7,8 +7,9 @@ import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild
 import { createHash, randomBytes } from 'node:crypto';
 import { GetImportKeyRequestSchema } from '../proto/gen/openkey/v1/keys_pb.ts';
 import { SignBatchRequestSchema, SignRequestSchema, type SignRequest } from '../proto/gen/openkey/v1/signing_pb.ts';
-import { base64UrlEncode, formatStamp, stampSigningInput } from '../proto/protocol/stamp.ts';
-import type { Credentials } from '../clients/src/index.ts';
+import { SESSION_HEADER } from '../proto/protocol/session-stamp.ts';
+import { base64UrlEncode, formatStamp, STAMP_HEADER, stampSigningInput } from '../proto/protocol/stamp.ts';
+import type { Credentials, ServiceSession } from '../clients/src/index.ts';
 import { mailJsons, personalMessages, PAYLOAD_POOL } from './payloads.ts';
 
 /** What a request asks the appliance to do. */
@@ -30,11 +31,16 @@ export const METHOD_PATHS: Record<Operation, string> = {
   getImportKey: '/openkey.v1.KeyService/GetImportKey',
 };
 
+/** How each request authenticates: its own Ed25519 stamp, or a service-session HMAC header. */
+export type AuthMode = 'stamp' | 'session';
+
 export interface RequestPool {
   readonly path: string;
+  /** The header that carries `stamps[i]`: openkey-stamp or openkey-session. */
+  readonly authHeader: string;
   /** Distinct request bodies (unframed protobuf). Request i uses body i mod bodies.length. */
   readonly bodies: readonly Buffer[];
-  /** One stamp per request; empty for unauthenticated methods. */
+  /** One stamp (or session header) per request; empty for unauthenticated methods. */
   readonly stamps: readonly string[];
   /** Requests available: stamps.length, or `size` for unauthenticated methods. */
   readonly size: number;
@@ -90,11 +96,16 @@ function buildBodies(shape: RequestShape): { bodies: Buffer[]; digests: Uint8Arr
  * GetImportKey). Stamps carry the build time, so the pool must be used within the appliance's
  * stamp window (60 s by default); build it just before the run.
  */
-export function buildRequestPool(shape: RequestShape, credentials: Credentials, count: number): RequestPool {
+export function buildRequestPool(shape: RequestShape, credentials: Credentials, count: number, session?: ServiceSession): RequestPool {
   const started = performance.now();
   const path = METHOD_PATHS[shape.operation];
   const { bodies, digests } = buildBodies(shape);
   const stamps: string[] = [];
+  if (shape.operation !== 'getImportKey' && session !== undefined) {
+    // Sequence numbers 1…count in request order; an HMAC each (a few µs).
+    for (let i = 0; i < count; i++) stamps.push(session.stampDigest(path, digests[i % digests.length] as Uint8Array, i + 1));
+    return { path, authHeader: SESSION_HEADER, bodies, stamps, size: count, buildMs: performance.now() - started };
+  }
   if (shape.operation !== 'getImportKey') {
     const nonceBytes = randomBytes(18 * count); // 144-bit nonces, base64url → 24 characters
     const now = Date.now();
@@ -105,7 +116,7 @@ export function buildRequestPool(shape: RequestShape, credentials: Credentials, 
       stamps.push(formatStamp({ principalId: credentials.principalId, timestampMs: now, nonce, signature }));
     }
   }
-  return { path, bodies, stamps, size: count, buildMs: performance.now() - started };
+  return { path, authHeader: STAMP_HEADER, bodies, stamps, size: count, buildMs: performance.now() - started };
 }
 
 /** gRPC length-prefixed message (gRPC over HTTP/2, "Length-Prefixed-Message"): flag 0, u32 BE length. */

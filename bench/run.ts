@@ -168,6 +168,7 @@ function specFor(s: Scenario, o: Options, server: ApplianceProcess, p: Provision
     maxRequests: poolSize(s, expectedRps, warmupMs + durationMs),
     serverPid: server.pid,
     credentialsPkcs8: p.credentialsPkcs8,
+    auth: s.auth,
   };
 }
 

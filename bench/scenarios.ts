@@ -4,7 +4,7 @@
 
 import type { MicroId } from './micro.ts';
 import type { Transport } from './loadgen/protocol.ts';
-import type { Operation, PayloadKind } from './requests.ts';
+import type { AuthMode, Operation, PayloadKind } from './requests.ts';
 
 export interface Scenario {
   readonly id: string;
@@ -13,6 +13,7 @@ export interface Scenario {
   readonly payload: PayloadKind;
   readonly batchSize: number;
   readonly concurrency: number;
+  readonly auth: AuthMode;
   /** The in-process operation of the same work, for the CPU ratio; none for GetImportKey. */
   readonly micro: MicroId | undefined;
   /** Main table rows get the full window; the others a shorter one. */
@@ -26,18 +27,20 @@ function sc(
   operation: Operation,
   payload: PayloadKind,
   concurrency: number,
-  o: { batchSize?: number; primary?: boolean; guessRps: number },
+  o: { batchSize?: number; primary?: boolean; guessRps: number; auth?: AuthMode },
 ): Scenario {
+  const auth = o.auth ?? 'session';
   const batchSize = o.batchSize ?? 1;
   const micro: MicroId | undefined = operation === 'getImportKey' ? undefined : payload === 'eip191' ? 'eip191-native' : payload === 'eip712' ? 'eip712-native' : 'ed25519';
   const what = operation === 'signBatch' ? `signBatch${batchSize}` : operation;
   return {
-    id: `${transport}-${what}-${operation === 'getImportKey' ? 'none' : payload}-c${concurrency}`,
+    id: `${transport}-${what}-${operation === 'getImportKey' ? 'none' : payload}-c${concurrency}${auth === 'stamp' && operation !== 'getImportKey' ? '-stamped' : ''}`,
     transport,
     operation,
     payload,
     batchSize,
     concurrency,
+    auth,
     micro,
     primary: o.primary ?? true,
     guessRps: o.guessRps,

@@ -5,7 +5,6 @@
 
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { STAMP_HEADER } from '../../proto/protocol/stamp.ts';
 import { METHOD_PATHS, type RequestPool } from '../requests.ts';
 import type { RunSpec } from './protocol.ts';
 import { checkResponse } from './verify.ts';
@@ -54,7 +53,7 @@ function headerValue(headers: Record<string, string | string[]>, name: string): 
 async function preflight(spec: RunSpec, pool: RequestPool): Promise<string> {
   const headers: Record<string, string> = { 'content-type': CONTENT_TYPE, 'connect-protocol-version': '1' };
   const stamp = pool.stamps[0];
-  if (stamp !== undefined) headers[STAMP_HEADER] = stamp;
+  if (stamp !== undefined) headers[pool.authHeader] = stamp;
   const body = pool.bodies[0] as Buffer;
   const res = await fetch(`http://${spec.host}:${spec.port}${pool.path}`, { method: 'POST', headers, body, signal: AbortSignal.timeout(CALL_TIMEOUT_S * 1000) });
   const bytes = new Uint8Array(await res.arrayBuffer());
@@ -98,7 +97,7 @@ export async function runConnectLoad(spec: RunSpec, pool: RequestPool, win: Meas
                 return { ...req, headers: baseHeaders, path: METHOD_PATHS.getImportKey, body: EMPTY };
               }
               const stamp = pool.stamps[i];
-              const headers = stamp === undefined ? baseHeaders : { ...baseHeaders, [STAMP_HEADER]: stamp };
+              const headers = stamp === undefined ? baseHeaders : { ...baseHeaders, [pool.authHeader]: stamp };
               return { ...req, headers, body: pool.bodies[i % pool.bodies.length] as Buffer };
             },
             onResponse: (status, _body, _ctx, headers) => {

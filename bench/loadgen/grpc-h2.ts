@@ -5,7 +5,6 @@
 
 import * as http2 from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { STAMP_HEADER } from '../../proto/protocol/stamp.ts';
 import { grpcFrame, type RequestPool } from '../requests.ts';
 import type { RunSpec } from './protocol.ts';
 import { checkResponse } from './verify.ts';
@@ -37,7 +36,7 @@ function connect(origin: string): Promise<http2.ClientHttp2Session> {
   });
 }
 
-function call(session: http2.ClientHttp2Session, path: string, stamp: string | undefined, framed: Buffer, capture: boolean): Promise<Outcome> {
+function call(session: http2.ClientHttp2Session, path: string, authHeader: string, stamp: string | undefined, framed: Buffer, capture: boolean): Promise<Outcome> {
   return new Promise((resolve) => {
     const headers: http2.OutgoingHttpHeaders = {
       ':method': 'POST',
@@ -45,7 +44,7 @@ function call(session: http2.ClientHttp2Session, path: string, stamp: string | u
       'content-type': 'application/grpc',
       te: 'trailers',
     };
-    if (stamp !== undefined) headers[STAMP_HEADER] = stamp;
+    if (stamp !== undefined) headers[authHeader] = stamp;
     let req: http2.ClientHttp2Stream;
     try {
       req = session.request(headers);
@@ -107,7 +106,7 @@ export async function runGrpcLoad(spec: RunSpec, pool: RequestPool, win: Measure
   try {
     // Pre-flight: request 0, outside the measurement, with its answer checked.
     const s0 = sessions[0] as http2.ClientHttp2Session;
-    const pre = await call(s0, pool.path, stampOf(0), framed[0] as Buffer, true);
+    const pre = await call(s0, pool.path, pool.authHeader, stampOf(0), framed[0] as Buffer, true);
     let preflight: string;
     try {
       preflight = pre.ok && pre.body !== undefined ? checkResponse(spec, pool.bodies[0] as Buffer, unframe(pre.body)) : `call failed: ${pre.errorKey ?? '?'}`;
@@ -125,7 +124,7 @@ export async function runGrpcLoad(spec: RunSpec, pool: RequestPool, win: Measure
         }
         const i = next++;
         const startedAt = performance.now();
-        const out = await call(session, pool.path, stampOf(i), framed[i % framed.length] as Buffer, false);
+        const out = await call(session, pool.path, pool.authHeader, stampOf(i), framed[i % framed.length] as Buffer, false);
         win.complete(performance.now() - startedAt, out.ok, out.errorKey);
       }
     };

@@ -2,7 +2,7 @@
 // one run specification at a time over IPC, pre-builds that run's stamped requests, drives the
 // appliance over gRPC (node:http2) or Connect (autocannon), and sends back the measured result.
 
-import { credentialsFromPrivateKey } from '../../clients/src/index.ts';
+import { createOpenKeyClient, credentialsFromPrivateKey, openServiceSession, type Credentials, type ServiceSession } from '../../clients/src/index.ts';
 import { buildRequestPool } from '../requests.ts';
 import { runConnectLoad } from './connect-autocannon.ts';
 import { runGrpcLoad } from './grpc-h2.ts';
@@ -15,11 +15,18 @@ function send(m: ChildMessage): void {
 
 async function runOne(spec: RunSpec): Promise<RunResult> {
   const credentials = credentialsFromPrivateKey('ed25519', new Uint8Array(Buffer.from(spec.credentialsPkcs8, 'base64')));
-  const pool = buildRequestPool(spec, credentials, spec.maxRequests);
+  const session = spec.auth === 'session' && spec.operation !== 'getImportKey' ? await openSession(spec, credentials) : undefined;
+  const pool = buildRequestPool(spec, credentials, spec.maxRequests, session);
   const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests });
   const run = spec.transport === 'grpc' ? runGrpcLoad : runConnectLoad;
   const { sent, preflight } = await run(spec, pool, win);
   return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs, sent, preflight });
+}
+
+/** One service session per run, opened over the transport under test (a fresh appliance per round). */
+function openSession(spec: RunSpec, credentials: Credentials): Promise<ServiceSession> {
+  const client = createOpenKeyClient({ baseUrl: `http://${spec.host}:${spec.port}`, credentials, protocol: spec.transport === 'grpc' ? 'grpc' : 'connect' });
+  return openServiceSession(client.principals);
 }
 
 if (process.send === undefined) {

@@ -3,7 +3,7 @@
 // one measured result (or an error) out. Plain JSON, checked on arrival.
 
 import type { LatencySummary } from '../stats.ts';
-import type { Operation, PayloadKind } from '../requests.ts';
+import type { AuthMode, Operation, PayloadKind } from '../requests.ts';
 
 export type Transport = 'grpc' | 'connect';
 
@@ -27,6 +27,8 @@ export interface RunSpec {
   readonly serverPid: number;
   /** The principal's stamping key: PKCS#8 DER, base64 (a throwaway bench principal). */
   readonly credentialsPkcs8: string;
+  /** Per-request stamps, or one service session opened before the run (HMAC per request). */
+  readonly auth: AuthMode;
 }
 
 export interface RunResult {
@@ -86,7 +88,8 @@ export function isParentMessage(v: unknown): v is ParentMessage {
     typeof s['concurrency'] === 'number' &&
     typeof s['maxRequests'] === 'number' &&
     typeof s['serverPid'] === 'number' &&
-    typeof s['credentialsPkcs8'] === 'string'
+    typeof s['credentialsPkcs8'] === 'string' &&
+    (s['auth'] === 'stamp' || s['auth'] === 'session')
   );
 }
 

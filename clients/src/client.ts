@@ -11,6 +11,7 @@ import { PolicyService } from '../../proto/gen/openkey/v1/policy_pb.ts';
 import { PrincipalService } from '../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../proto/gen/openkey/v1/signing_pb.ts';
 import type { Credentials } from './credentials.ts';
+import { sessionInterceptor, type ServiceSession } from './service-session.ts';
 import { stampingInterceptor } from './stamper.ts';
 
 export type WireProtocol = 'connect' | 'grpc-web' | 'grpc';
@@ -20,6 +21,8 @@ export interface OpenKeyClientOptions {
   readonly baseUrl: string;
   /** Stamps every call; omit only for unauthenticated calls such as GetImportKey. */
   readonly credentials?: Credentials;
+  /** Authenticates every call with this service session instead (service-session.ts). */
+  readonly serviceSession?: ServiceSession;
   /** Default "connect". "grpc" always uses HTTP/2. */
   readonly protocol?: WireProtocol;
   /** HTTP version for connect and grpc-web; default "1.1". */
@@ -41,7 +44,8 @@ export interface OpenKeyClient {
 }
 
 export function createTransport(o: OpenKeyClientOptions): Transport {
-  const interceptors = [...(o.interceptors ?? []), ...(o.credentials ? [stampingInterceptor(o.credentials)] : [])];
+  const auth = o.serviceSession ? [sessionInterceptor(o.serviceSession)] : o.credentials ? [stampingInterceptor(o.credentials)] : [];
+  const interceptors = [...(o.interceptors ?? []), ...auth];
   const protocol = o.protocol ?? 'connect';
   if (protocol === 'grpc') return createGrpcTransport({ baseUrl: o.baseUrl, interceptors });
   const common = { baseUrl: o.baseUrl, httpVersion: o.httpVersion ?? '1.1', useBinaryFormat: o.useBinaryFormat ?? true, interceptors } as const;

@@ -29,6 +29,8 @@ import type { Clock, Random, Store } from './core/ports.ts';
 import { PrincipalService } from './core/principals.ts';
 import { ReceiptSigner } from './core/receipts.ts';
 import { SealingKeyring, seal, unseal } from './core/sealing.ts';
+import { hpkeSeal } from './core/crypto/hpke.ts';
+import { ServiceSessions } from './core/service-sessions.ts';
 import { SignService } from './core/signing.ts';
 import type { Config } from './config.ts';
 import { ApplianceRpc } from './service/rpc.ts';
@@ -128,7 +130,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     // Group commit: concurrent requests share one fsync'd LevelDB write, each still durable
     // before its response.
-    const grouped: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store')));
+    const grouped: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store'), { cacheEntries: config.storeCacheEntries }));
     const store: Store = overrides.storeDecorator?.(grouped) ?? grouped;
     cleanups.push(() => store.close());
 
@@ -149,7 +151,26 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
       sessionTtlMs: config.sessionTtlMs,
       validatePublicKey: crypto.validatePrincipalPublicKey,
     });
-    const auth = new Authenticator({ store, clock, verify: crypto.verifyPrincipalSignature, windowMs: config.stampWindowMs, session: (id) => people.session(id) });
+    const serviceSessions = new ServiceSessions({
+      store,
+      clock,
+      random,
+      seal: (o) => hpkeSeal(o),
+      principal: (id) => store.getPrincipal(id),
+      defaultTtlMs: Math.min(config.serviceSessionTtlMs, config.serviceSessionMaxTtlMs),
+      maxTtlMs: config.serviceSessionMaxTtlMs,
+      maxSessions: config.maxServiceSessions,
+      maxPerPrincipal: config.maxServiceSessionsPerPrincipal,
+    });
+    cleanups.push(() => serviceSessions.clear());
+    const auth = new Authenticator({
+      store,
+      clock,
+      verify: crypto.verifyPrincipalSignature,
+      windowMs: config.stampWindowMs,
+      session: (id) => people.session(id),
+      serviceSession: (req) => serviceSessions.authenticate(req),
+    });
     const principals = new PrincipalService({
       store,
       clock,
@@ -189,7 +210,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
       verifyAttestation: createDelegateAttestationVerifier(() => delegatePolicies, () => clock.now()),
       domain: config.siweDomain,
     });
-    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, delegations, auditReaders: config.auditReaders });
+    const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, delegations, serviceSessions, auditReaders: config.auditReaders });
     if (sim !== undefined) await writeDevPolicy(config.tee.kind === 'simulator' ? config.tee.dir : '', sim, attestation, logger);
 
     const limits = {

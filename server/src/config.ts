@@ -41,6 +41,13 @@ export interface Config {
   /** Origins allowed in passkey ceremonies; undefined = http://localhost:<Connect port>. */
   readonly origins: readonly string[] | undefined;
   readonly sessionTtlMs: number;
+  /** Service sessions (PrincipalService.OpenSession): default and longest lifetime, and bounds. */
+  readonly serviceSessionTtlMs: number;
+  readonly serviceSessionMaxTtlMs: number;
+  readonly maxServiceSessions: number;
+  readonly maxServiceSessionsPerPrincipal: number;
+  /** Records in the store's write-through read cache (principals, keys, policies, counters). */
+  readonly storeCacheEntries: number;
   /** Who may export the audit log: any authenticated principal, or administrators only. */
   readonly auditReaders: 'any' | 'admin';
   /** JSON file of named verifier policies TEE backends must satisfy to receive delegations. */
@@ -115,6 +122,11 @@ export function loadConfig(env: Env = process.env): Config {
     rpName: env['OPENKEY_RP_NAME'] || 'OpenKey appliance',
     origins: origins(env['OPENKEY_ORIGINS']),
     sessionTtlMs: int(env, 'OPENKEY_SESSION_TTL_MS', 15 * 60_000, 10_000, 24 * 3_600_000),
+    serviceSessionTtlMs: int(env, 'OPENKEY_SERVICE_SESSION_TTL_MS', 10 * 60_000, 1_000, 24 * 3_600_000),
+    serviceSessionMaxTtlMs: int(env, 'OPENKEY_SERVICE_SESSION_MAX_TTL_MS', 3_600_000, 1_000, 24 * 3_600_000),
+    maxServiceSessions: int(env, 'OPENKEY_MAX_SERVICE_SESSIONS', 4096, 0, 1_000_000),
+    maxServiceSessionsPerPrincipal: int(env, 'OPENKEY_MAX_SERVICE_SESSIONS_PER_PRINCIPAL', 64, 1, 1_000_000),
+    storeCacheEntries: int(env, 'OPENKEY_STORE_CACHE_ENTRIES', 20_000, 0, 10_000_000),
     delegatePoliciesFile: env['OPENKEY_DELEGATE_POLICIES'] || undefined,
     siweDomain: siweDomain(env['OPENKEY_SIWE_DOMAIN'] || env['OPENKEY_RP_ID'] || 'localhost'),
     auditReaders: auditReaders(env['OPENKEY_AUDIT_READERS'] || (tee.kind === 'simulator' ? 'any' : 'admin')),

@@ -30,6 +30,7 @@ export class GroupCommitStore implements Store {
   }
 
   commit(changes: readonly Change[]): Promise<void> {
+    if (changes.length === 0) return Promise.resolve(); // nothing to make durable (a session-authenticated read)
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ changes, resolve, reject });
       if (!this.writing) void this.drain();

@@ -51,6 +51,7 @@ import {
   isStorableId,
   isTimestamp,
 } from './record-codec.ts';
+import { MISS, RecordCache } from './record-cache.ts';
 
 /** Largest `ListPage.limit` accepted. */
 export const MAX_PAGE_LIMIT = 1000;
@@ -338,20 +339,29 @@ class Serializer {
 
 // ---- the store ----------------------------------------------------------------------------------
 
+export interface KvStoreOptions {
+  /** Records kept in the write-through read cache (record-cache.ts); 0 disables it. Default 20000. */
+  readonly cacheEntries?: number;
+}
+
 export class KvStore implements Store {
   readonly #backend: KvBackend;
   readonly #serial = new Serializer();
+  readonly #cache: RecordCache;
+  /** What commits read through: the cache, filled from the backend (we are inside `#serial`). */
+  readonly #inside: Pick<KvBackend, 'get'> = { get: (key) => this.#readInside(key) };
   #closed = false;
 
-  private constructor(backend: KvBackend) {
+  private constructor(backend: KvBackend, options: KvStoreOptions) {
     this.#backend = backend;
+    this.#cache = new RecordCache(options.cacheEntries ?? 20_000);
   }
 
   /**
    * Wraps a backend. An empty backend is stamped with the layout version; a non-empty one must carry
    * this layout version, so the store never reads a foreign or future database as its own.
    */
-  static async open(backend: KvBackend): Promise<KvStore> {
+  static async open(backend: KvBackend, options: KvStoreOptions = {}): Promise<KvStore> {
     try {
       const marker = await backend.get(FORMAT_KEY);
       if (marker === undefined) {
@@ -364,20 +374,48 @@ export class KvStore implements Store {
       await backend.close().catch(() => undefined); // the open error is the one to report
       throw e;
     }
-    return new KvStore(backend);
+    return new KvStore(backend, options);
+  }
+
+  /** A read inside the serialized section: no write is in flight, so a miss may fill the cache. */
+  async #readInside(key: string): Promise<Uint8Array | undefined> {
+    const hit = this.#cache.get(key);
+    if (hit !== MISS) return hit;
+    const value = await this.#backend.get(key);
+    this.#cache.fill(key, value);
+    return value;
+  }
+
+  /** A read from a request: a hit is served at once; a cacheable miss queues behind the commits. */
+  async #read(key: string): Promise<Uint8Array | undefined> {
+    const hit = this.#cache.get(key);
+    if (hit !== MISS) return hit;
+    if (!this.#cache.holds(key)) return this.#backend.get(key);
+    return this.#serial.run(() => this.#readInside(key));
+  }
+
+  /** Every write goes here (inside `#serial`), so the cache sees each durable change. */
+  async #write(ops: readonly KvOp[]): Promise<void> {
+    try {
+      await this.#backend.write(ops);
+    } catch (e) {
+      this.#cache.forget(ops.map((op) => op.key));
+      throw e;
+    }
+    this.#cache.apply(ops);
   }
 
   async getPrincipal(id: string): Promise<PrincipalRecord | undefined> {
     this.#assertOpen();
     if (!isStorableId(id)) return undefined; // could never have been written
-    const raw = await this.#backend.get(principalKey(id));
+    const raw = await this.#read(principalKey(id));
     return raw === undefined ? undefined : decodePrincipal(raw, id);
   }
 
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     if (!isStorableId(keyId)) return undefined;
-    const raw = await this.#backend.get(keyKey(keyId));
+    const raw = await this.#read(keyKey(keyId));
     return raw === undefined ? undefined : decodeKey(raw, keyId);
   }
 
@@ -414,9 +452,9 @@ export class KvStore implements Store {
     const steps = changes.map(plan);
     if (steps.length === 0) return;
     await this.#serial.run(async () => {
-      const tx = new StagedTxn(this.#backend);
+      const tx = new StagedTxn(this.#inside);
       for (const step of steps) await step(tx); // the first failed condition aborts; nothing written
-      await this.#backend.write(tx.ops());
+      await this.#write(tx.ops());
     });
   }
 
@@ -435,7 +473,7 @@ export class KvStore implements Store {
       }
     });
     return this.#serial.run(async () => {
-      const batch = new StagedTxn(this.#backend);
+      const batch = new StagedTxn(this.#inside);
       const results: (OpenKeyError | undefined)[] = [];
       for (const steps of planned) {
         if (!Array.isArray(steps)) {
@@ -451,7 +489,7 @@ export class KvStore implements Store {
           results.push(asOpenKeyError(e)); // this group's layer is dropped; the others go on
         }
       }
-      await this.#backend.write(batch.ops());
+      await this.#write(batch.ops());
       return results;
     });
   }
@@ -459,20 +497,20 @@ export class KvStore implements Store {
   async getCounter(counter: string): Promise<WindowCounter | undefined> {
     this.#assertOpen();
     if (!isStorableId(counter)) return undefined;
-    const raw = await this.#backend.get(counterKey(counter));
+    const raw = await this.#read(counterKey(counter));
     return raw === undefined ? undefined : decodeCounter(raw);
   }
 
   async getTokenBucket(bucket: string): Promise<TokenBucketState | undefined> {
     this.#assertOpen();
     if (!isStorableId(bucket)) return undefined;
-    const raw = await this.#backend.get(bucketKey(bucket));
+    const raw = await this.#read(bucketKey(bucket));
     return raw === undefined ? undefined : decodeBucket(raw);
   }
 
   async getAuditHead(): Promise<AuditHead> {
     this.#assertOpen();
-    const raw = await this.#backend.get(AUDIT_HEAD_KEY);
+    const raw = await this.#read(AUDIT_HEAD_KEY);
     return raw === undefined ? { seq: 0, hash: Uint8Array.from(AUDIT_GENESIS_HASH) } : decodeAuditHead(raw);
   }
 
@@ -497,7 +535,7 @@ export class KvStore implements Store {
     this.#assertOpen();
     if (!isDocSpace(space)) throw new OpenKeyError('INTERNAL', 'getDoc: ill-formed space');
     if (!isStorableId(id)) return undefined;
-    const raw = await this.#backend.get(docKey(space, id));
+    const raw = await this.#read(docKey(space, id));
     return raw === undefined ? undefined : decodeDoc(raw);
   }
 
@@ -542,10 +580,10 @@ export class KvStore implements Store {
           ops.push({ type: 'del', key: k });
           // Only if the document still carries this expiry (a rewrite moved its index entry).
           const doc = `d!${m[2] ?? ''}!${m[3] ?? ''}`;
-          const raw = await this.#backend.get(doc);
+          const raw = await this.#readInside(doc);
           if (raw !== undefined && decodeDoc(raw).expiresAt === parseInt(m[1] ?? '', 16)) ops.push({ type: 'del', key: doc });
         }
-        if (ops.length > 0) await this.#backend.write(ops);
+        if (ops.length > 0) await this.#write(ops);
         return keys.length;
       });
       removed += n;
@@ -569,7 +607,7 @@ export class KvStore implements Store {
           if (m === null) throw new OpenKeyError('INTERNAL', 'corrupt nonce expiry index entry');
           ops.push({ type: 'del', key: k }, { type: 'del', key: `n!${m[2] ?? ''}!${m[3] ?? ''}` });
         }
-        if (ops.length > 0) await this.#backend.write(ops);
+        if (ops.length > 0) await this.#write(ops);
         return keys.length;
       });
       removed += n;

@@ -14,6 +14,8 @@ export interface LevelStoreOptions {
    * crash but not a power loss or kernel crash — a created key could vanish after being returned.
    */
   readonly sync?: boolean;
+  /** Entries of the store's write-through read cache (kv-store.ts); default 20000, 0 disables. */
+  readonly cacheEntries?: number;
 }
 
 /**
@@ -31,7 +33,7 @@ export async function openLevelStore(location: string, options: LevelStoreOption
     }
     throw new OpenKeyError('INTERNAL', `cannot open store directory ${location}`, { cause: e });
   }
-  return KvStore.open(new LevelBackend(db, options.sync ?? true));
+  return KvStore.open(new LevelBackend(db, options.sync ?? true), options.cacheEntries === undefined ? {} : { cacheEntries: options.cacheEntries });
 }
 
 class LevelBackend implements KvBackend {

@@ -3,4 +3,7 @@
 import { openMemoryStore } from './memory-store.ts';
 import { storeContract } from './store.contract.ts';
 
-storeContract('memory', openMemoryStore);
+storeContract('memory', () => openMemoryStore());
+// The same contract with the read cache off and with a cache so small that it evicts constantly.
+storeContract('memory, no read cache', () => openMemoryStore({ cacheEntries: 0 }));
+storeContract('memory, 2-entry read cache', () => openMemoryStore({ cacheEntries: 2 }));

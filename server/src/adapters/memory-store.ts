@@ -3,16 +3,16 @@
 // the same contract suite as LevelDB; nothing persists. Never the store a feature is verified with.
 
 import type { Store } from '../core/ports.ts';
-import { KvStore, type KeyRange, type KvBackend, type KvOp } from './kv-store.ts';
+import { KvStore, type KeyRange, type KvBackend, type KvOp, type KvStoreOptions } from './kv-store.ts';
 
 /** A fresh, empty in-memory store. */
-export async function openMemoryStore(): Promise<Store> {
-  return KvStore.open(new MemoryBackend());
+export async function openMemoryStore(options: KvStoreOptions = {}): Promise<Store> {
+  return KvStore.open(new MemoryBackend(), options);
 }
 
 const byUtf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
-class MemoryBackend implements KvBackend {
+export class MemoryBackend implements KvBackend {
   readonly #data = new Map<string, Uint8Array>();
 
   async get(key: string): Promise<Uint8Array | undefined> {

@@ -216,9 +216,9 @@ export class AuditLog {
   constructor(private readonly o: AuditLogOptions) {}
 
   /** Records that `auth` read the log (with its stamp's nonce), before the read is served. */
-  async recordRead(auth: { readonly principal: { readonly id: string }; readonly nonceChange: Change; readonly requestDigest: Uint8Array }): Promise<void> {
+  async recordRead(auth: { readonly principal: { readonly id: string }; readonly nonceChanges: readonly Change[]; readonly requestDigest: Uint8Array }): Promise<void> {
     const entry = { time: this.o.clock.now(), principal: auth.principal.id, operation: 'audit_export' as const, keyId: '', requestDigest: auth.requestDigest };
-    await this.o.store.commit([auth.nonceChange, appendAudit({ ...entry, decision: 'allow', reason: 'OWNER' })]);
+    await this.o.store.commit([...auth.nonceChanges, appendAudit({ ...entry, decision: 'allow', reason: 'OWNER' })]);
   }
 
   /** The current chain head, signed. */

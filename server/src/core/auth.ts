@@ -22,6 +22,8 @@ export interface AuthRequest {
   readonly bodyDigest: Uint8Array;
   /** The `openkey-stamp` header value, if any. */
   readonly stamp: string | undefined;
+  /** The `openkey-session` header value (a service session's HMAC stamp), if any. */
+  readonly sessionStamp?: string | undefined;
 }
 
 export interface Authenticated {
@@ -29,11 +31,17 @@ export interface Authenticated {
   readonly principal: PrincipalRecord;
   /** Set when a person's session stamped the request. */
   readonly session?: { readonly id: string; readonly expiresAt: number };
+  /** Set when a service session (core/service-sessions.ts) authenticated the request. */
+  readonly serviceSession?: { readonly id: string; readonly expiresAt: number };
   /** The method and body digest the stamp covered (what audit records and receipts name). */
   readonly method: string;
   readonly requestDigest: Uint8Array;
-  /** Commit this with the request's state changes (or alone) before acting on the request. */
-  readonly nonceChange: Change;
+  /**
+   * Commit these with the request's state changes (or alone) before acting on the request: the
+   * stamp's nonce. Empty for a service session, whose sequence numbers are consumed in memory
+   * when the call is authenticated.
+   */
+  readonly nonceChanges: readonly Change[];
 }
 
 export interface AuthenticatorOptions {
@@ -44,6 +52,8 @@ export interface AuthenticatorOptions {
   readonly windowMs: number;
   /** Looks up a person's session by its principal id, expired or not (core/people.ts). */
   readonly session?: (id: string) => Promise<SessionLookup | undefined>;
+  /** Authenticates a call carrying a service-session header (core/service-sessions.ts). */
+  readonly serviceSession?: (req: AuthRequest & { readonly sessionStamp: string }) => Promise<Authenticated>;
 }
 
 /** What the authenticator needs of a session. */
@@ -61,6 +71,12 @@ export class Authenticator {
 
   /** Authenticates a request from a registered principal. */
   async authenticate(req: AuthRequest): Promise<Authenticated> {
+    const sessionStamp = req.sessionStamp;
+    if (sessionStamp !== undefined && sessionStamp !== '') {
+      if (req.stamp !== undefined && req.stamp !== '') throw new OpenKeyError('UNAUTHENTICATED', 'a call carries a stamp or a session header, not both');
+      if (this.o.serviceSession === undefined) throw new OpenKeyError('UNAUTHENTICATED', 'service sessions are not enabled');
+      return this.o.serviceSession({ ...req, sessionStamp });
+    }
     const stamp = this.parse(req);
     const principal = await this.o.store.getPrincipal(stamp.principalId);
     if (principal !== undefined) return this.check(req, stamp, principal);
@@ -112,13 +128,15 @@ export class Authenticator {
       principal,
       method: req.method,
       requestDigest: req.bodyDigest,
-      nonceChange: {
-        kind: 'consumeNonce',
-        principalId: keyId,
-        nonce: stamp.nonce,
-        // A nonce only needs remembering while its stamp could still be inside the window.
-        expiresAt: stamp.timestampMs + this.o.windowMs,
-      },
+      nonceChanges: [
+        {
+          kind: 'consumeNonce',
+          principalId: keyId,
+          nonce: stamp.nonce,
+          // A nonce only needs remembering while its stamp could still be inside the window.
+          expiresAt: stamp.timestampMs + this.o.windowMs,
+        },
+      ],
     };
   }
 }

@@ -159,14 +159,14 @@ export class Delegations {
 
   async listGrants(auth: Authenticated, keyId: string): Promise<DelegationGrant[]> {
     const key = await this.owned(auth, keyId);
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     const docs = await this.o.store.listDocs(GRANTS, { prefix: `${key.keyId}/`, limit: MAX_LIST });
     return docs.map((d) => checkGrant(decode(d.doc.value)));
   }
 
   async listDelegations(auth: Authenticated, keyId: string, grantId: string): Promise<IssuedRecord[]> {
     const key = await this.owned(auth, keyId);
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     const now = this.o.clock.now();
     const grants = new Map((await this.o.store.listDocs(GRANTS, { prefix: `${key.keyId}/`, limit: MAX_LIST })).map((d) => [d.id.slice(key.keyId.length + 1), checkGrant(decode(d.doc.value))]));
     const docs = await this.o.store.listDocs(ISSUED, { prefix: grantId === '' ? `${key.keyId}/` : `${key.keyId}/${grantId}/`, limit: MAX_LIST });
@@ -189,7 +189,7 @@ export class Delegations {
 
   async delegate(auth: Authenticated, input: DelegateInput): Promise<IssuedDelegation> {
     const now = this.o.clock.now();
-    const always: Change[] = [auth.nonceChange];
+    const always: Change[] = [...auth.nonceChanges];
     const audit = (decision: 'allow' | 'deny', reason: string): Change =>
       appendAudit({ time: now, principal: auth.principal.id, operation: 'delegate', keyId: safeKeyId(input.keyId), requestDigest: auth.requestDigest, decision, reason: reason as ErrorCode });
     let issued: IssuedDelegation;
@@ -322,13 +322,13 @@ export class Delegations {
       }
       out = await fn(key, used);
     } catch (e) {
-      if (isOpenKeyError(e) && e.code !== 'INTERNAL') await this.o.store.commit([auth.nonceChange, ...used, audit('deny', e.code)]);
+      if (isOpenKeyError(e) && e.code !== 'INTERNAL') await this.o.store.commit([...auth.nonceChanges, ...used, audit('deny', e.code)]);
       throw e;
     }
     try {
-      await this.o.store.commit([auth.nonceChange, ...out.changes, audit('allow', 'OWNER')]);
+      await this.o.store.commit([...auth.nonceChanges, ...out.changes, audit('allow', 'OWNER')]);
     } catch (e) {
-      if (isOpenKeyError(e) && e.code === 'CONFLICT') await this.o.store.commit([auth.nonceChange, ...used, audit('deny', 'CONFLICT')]);
+      if (isOpenKeyError(e) && e.code === 'CONFLICT') await this.o.store.commit([...auth.nonceChanges, ...used, audit('deny', 'CONFLICT')]);
       throw e;
     }
     return out.result;

@@ -67,7 +67,7 @@ export class KeyPolicies {
   /** The caller's key's policy; KEY_NOT_FOUND for anyone but the owner. */
   async get(auth: Authenticated, keyId: string): Promise<StoredPolicy> {
     const key = await this.owned(auth, keyId);
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     return this.read(key.keyId);
   }
 
@@ -81,7 +81,7 @@ export class KeyPolicies {
       appendAudit({ time: now, principal: auth.principal.id, operation: change.kind, keyId, requestDigest: auth.requestDigest, decision, reason: reason as ErrorCode });
     const fail = async (e: unknown, extra: readonly Change[] = []): Promise<never> => {
       if (isOpenKeyError(e) && e.code !== 'INTERNAL' && e.code !== 'STAMP_REPLAYED') {
-        await this.o.store.commit([auth.nonceChange, ...extra, audit('deny', e.code)]);
+        await this.o.store.commit([...auth.nonceChanges, ...extra, audit('deny', e.code)]);
       }
       throw e;
     };
@@ -111,7 +111,7 @@ export class KeyPolicies {
       }
       try {
         await this.o.store.commit([
-          auth.nonceChange,
+          ...auth.nonceChanges,
           ...used,
           { kind: 'putDoc', space: SPACE, id: key.keyId, value: encodePolicy(next), ifVersion: current.version },
           audit('allow', 'OWNER'),

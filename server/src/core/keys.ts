@@ -86,7 +86,7 @@ export class KeyService {
     try {
       return await this.createAudited(auth, input, (keyId) => audit(keyId, 'allow', 'OWNER'));
     } catch (e) {
-      if (isOpenKeyError(e) && e.code !== 'INTERNAL' && e.code !== 'STAMP_REPLAYED') await this.o.store.commit([auth.nonceChange, audit('', 'deny', e.code)]);
+      if (isOpenKeyError(e) && e.code !== 'INTERNAL' && e.code !== 'STAMP_REPLAYED') await this.o.store.commit([...auth.nonceChanges, audit('', 'deny', e.code)]);
       throw e;
     }
   }
@@ -111,7 +111,7 @@ export class KeyService {
         createdAt: this.o.clock.now(),
         sealed: this.o.sealer.seal(params, secret),
       };
-      await this.o.store.commit([auth.nonceChange, { kind: 'createKey', key: record }, allowed(keyId)]);
+      await this.o.store.commit([...auth.nonceChanges, { kind: 'createKey', key: record }, allowed(keyId)]);
       return this.view(record);
     } finally {
       zeroize(secret);
@@ -127,7 +127,7 @@ export class KeyService {
 
   async get(auth: Authenticated, keyId: string): Promise<KeyView> {
     const record = await this.owned(auth.principal, keyId);
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     return this.view(record);
   }
 
@@ -139,7 +139,7 @@ export class KeyService {
     const limit = pageSize === 0 ? DEFAULT_PAGE_SIZE : pageSize;
     // One extra row tells whether another page exists.
     const rows = await this.o.store.listKeys(auth.principal.id, pageToken === '' ? { limit: limit + 1 } : { limit: limit + 1, after: pageToken });
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return { keys: page.map((r) => this.view(r)), nextPageToken: rows.length > limit && last ? last.keyId : '' };

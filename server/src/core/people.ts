@@ -216,11 +216,11 @@ export class People {
       const existing = await this.o.store.listDocs(SPACE.personPasskey, { prefix: `${personId}/`, limit: MAX_PASSKEYS_PER_PERSON + 1 });
       if (existing.length >= MAX_PASSKEYS_PER_PERSON) throw new OpenKeyError('RESOURCE_EXHAUSTED', `at most ${MAX_PASSKEYS_PER_PERSON} passkeys per person`);
       for (const e of existing) exclude.push(e.id.slice(personId.length + 1));
-      await this.o.store.commit([auth.nonceChange]);
+      await this.o.store.commit(auth.nonceChanges);
     } else {
       if (this.o.registration !== 'open') {
         if (auth?.principal.role !== 'admin') throw new OpenKeyError('PERMISSION_DENIED', 'registration requires an administrator');
-        await this.o.store.commit([auth.nonceChange]);
+        await this.o.store.commit(auth.nonceChanges);
       }
       if (displayName.trim() === '') throw new OpenKeyError('MISSING_FIELD', 'display_name');
       personId = `usr_${toHex(this.o.random.bytes(16))}`;
@@ -333,7 +333,7 @@ export class People {
     const s = sessionFrom(sessionId, doc);
     const ended = { personId: s.personId, algorithm: s.algorithm, publicKey: b64u(s.publicKey), createdAt: s.createdAt, expiresAt: now };
     await this.o.store.commit([
-      auth.nonceChange,
+      ...auth.nonceChanges,
       { kind: 'putDoc', space: SPACE.session, id: sessionId, value: encodeDoc(ended), ifVersion: doc.version, expiresAt: now + CHALLENGE_TTL_MS },
       appendAudit({ time: now, principal: auth.principal.id, operation: 'logout', keyId: '', requestDigest: auth.requestDigest, decision: 'allow', reason: 'OWNER' }),
     ]);
@@ -341,7 +341,7 @@ export class People {
 
   async listPasskeys(auth: Authenticated): Promise<PasskeyInfo[]> {
     if (auth.principal.role !== 'person') throw new OpenKeyError('PERMISSION_DENIED', 'not a person');
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     const personId = auth.principal.id;
     const index = await this.o.store.listDocs(SPACE.personPasskey, { prefix: `${personId}/`, limit: MAX_PASSKEYS_PER_PERSON });
     const out: PasskeyInfo[] = [];

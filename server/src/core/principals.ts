@@ -41,13 +41,13 @@ export class PrincipalService {
       auth = await this.o.auth.authenticate(req);
       if (auth.principal.role !== 'admin') throw new OpenKeyError('PERMISSION_DENIED', 'registration requires an administrator');
     }
-    await this.o.store.commit([auth.nonceChange, { kind: 'createPrincipal', principal: candidate }]);
+    await this.o.store.commit([...auth.nonceChanges, { kind: 'createPrincipal', principal: candidate }]);
     return candidate;
   }
 
   async whoAmI(req: AuthRequest): Promise<PrincipalRecord> {
     const auth = await this.o.auth.authenticate(req);
-    await this.o.store.commit([auth.nonceChange]);
+    await this.o.store.commit(auth.nonceChanges);
     return auth.principal;
   }
 

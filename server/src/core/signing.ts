@@ -92,7 +92,7 @@ export class SignService {
     const refuse = async (code: ErrorCode): Promise<void> => {
       const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
       const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
-      await this.o.store.commit([auth.nonceChange, denialAudit(entry, code)]);
+      await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, code)]);
     };
     try {
       // One read per distinct key (a batch usually signs with one key), for the record and the policy.
@@ -128,7 +128,7 @@ export class SignService {
       });
       return { decision, principal: auth.principal.id, operation: p.operation, keyId: p.keyId, requestDigest: auth.requestDigest };
     });
-    const always: Change[] = [auth.nonceChange, ...(check?.changes ?? [])];
+    const always: Change[] = [...auth.nonceChanges, ...(check?.changes ?? [])];
     try {
       await commitAudited(this.o.store, { time: now, items: audited, always });
     } catch (e) {

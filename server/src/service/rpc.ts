@@ -27,6 +27,10 @@ import {
   CreatePrincipalResponseSchema,
   WhoAmIRequestSchema,
   WhoAmIResponseSchema,
+  OpenSessionRequestSchema,
+  OpenSessionResponseSchema,
+  type OpenSessionRequest,
+  type OpenSessionResponse,
   type CreatePrincipalRequest,
   type CreatePrincipalResponse,
   type WhoAmIRequest,
@@ -130,6 +134,7 @@ import type { Authenticator, AuthRequest } from '../core/auth.ts';
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
+import type { ServiceSessions } from '../core/service-sessions.ts';
 import type { SignService } from '../core/signing.ts';
 import {
   auditExportToWire,
@@ -157,6 +162,8 @@ import {
 export interface CallMeta {
   /** The `openkey-stamp` header, if present. */
   readonly stamp: string | undefined;
+  /** The `openkey-session` header (service session), if present. */
+  readonly sessionStamp?: string | undefined;
   /** Correlates log lines of one call; never derived from secrets. */
   readonly requestId: string;
 }
@@ -172,6 +179,7 @@ export interface ApplianceCore {
   readonly policies: KeyPolicies;
   readonly audit: AuditLog;
   readonly delegations: Delegations;
+  readonly serviceSessions: ServiceSessions;
   /** Who may read the audit log: any authenticated principal, or administrators only. */
   readonly auditReaders: 'any' | 'admin';
 }
@@ -186,6 +194,7 @@ export const METHODS = {
   signBatch: '/openkey.v1.SignService/SignBatch',
   createPrincipal: '/openkey.v1.PrincipalService/CreatePrincipal',
   whoAmI: '/openkey.v1.PrincipalService/WhoAmI',
+  openSession: '/openkey.v1.PrincipalService/OpenSession',
   attest: '/openkey.v1.AttestService/Attest',
   beginRegistration: '/openkey.v1.PasskeyService/BeginRegistration',
   finishRegistration: '/openkey.v1.PasskeyService/FinishRegistration',
@@ -282,6 +291,20 @@ export class ApplianceRpc {
   async whoAmI(req: WhoAmIRequest, meta: CallMeta): Promise<WhoAmIResponse> {
     const principal = await this.core.principals.whoAmI(authRequest(METHODS.whoAmI, messageDigest(WhoAmIRequestSchema, req), meta));
     return create(WhoAmIResponseSchema, { principal: principalToWire(principal) });
+  }
+
+  /** Stamped with the service's own key; the response's receipt binds the sealed secret to it. */
+  async openSession(req: OpenSessionRequest, meta: CallMeta): Promise<OpenSessionResponse> {
+    const ar = authRequest(METHODS.openSession, messageDigest(OpenSessionRequestSchema, req), meta);
+    const opened = await this.core.serviceSessions.open(await this.core.auth.authenticate(ar), req.recipientPublicKey, req.ttlSeconds);
+    const res = create(OpenSessionResponseSchema, {
+      sessionId: opened.sessionId,
+      enc: opened.enc,
+      sealedSecret: opened.sealedSecret,
+      expiresAtMs: BigInt(opened.expiresAt),
+    });
+    res.receipt = this.receipt(ar, OpenSessionResponseSchema, res, '');
+    return res;
   }
 
   /** Unauthenticated: evidence is public, and bound to the caller's nonce. */
@@ -464,5 +487,5 @@ export class ApplianceRpc {
 }
 
 function authRequest(method: string, bodyDigest: Uint8Array, meta: CallMeta): AuthRequest {
-  return { method, bodyDigest, stamp: meta.stamp };
+  return { method, bodyDigest, stamp: meta.stamp, sessionStamp: meta.sessionStamp };
 }

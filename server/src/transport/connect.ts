@@ -17,6 +17,7 @@ import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import type { Logger } from '../adapters/logger.ts';
+import { SESSION_HEADER } from '../../../proto/protocol/session-stamp.ts';
 import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import { METHODS, type ApplianceRpc, type CallMeta } from '../service/rpc.ts';
 import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER } from './error-map.ts';
@@ -42,7 +43,7 @@ export interface RunningServer {
 
 export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (router: ConnectRouter) => void {
   const call: CallRunner = async (method, ctx, fn) => {
-    const meta = newMeta(ctx.requestHeader.get(STAMP_HEADER) ?? undefined);
+    const meta = newMeta(ctx.requestHeader.get(STAMP_HEADER) ?? undefined, ctx.requestHeader.get(SESSION_HEADER) ?? undefined);
     const out = await invoke(method, meta, o.limits, o.logger, () => fn(meta), inFlight);
     if (out.ok) return out.value;
     const headers = new Headers({ [ERROR_CODE_HEADER]: out.error.code });
@@ -64,6 +65,7 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (ro
     router.service(PrincipalService, {
       createPrincipal: (req, ctx) => call(METHODS.createPrincipal, ctx, (m) => rpc.createPrincipal(req, m)),
       whoAmI: (req, ctx) => call(METHODS.whoAmI, ctx, (m) => rpc.whoAmI(req, m)),
+      openSession: (req, ctx) => call(METHODS.openSession, ctx, (m) => rpc.openSession(req, m)),
     });
     router.service(AttestService, {
       attest: (req, ctx) => call(METHODS.attest, ctx, (m) => rpc.attest(req, m)),

@@ -13,6 +13,7 @@ import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
 import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { SESSION_HEADER } from '../../../proto/protocol/session-stamp.ts';
 import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
@@ -74,9 +75,9 @@ export function grpcImplementation(
     if (fn === undefined) continue;
     const path = `/${service.typeName}/${m.name}`;
     const handler: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
-      const stampValues = call.metadata.get(STAMP_HEADER);
-      const first = stampValues[0];
-      const meta = newMeta(typeof first === 'string' ? first : undefined);
+      const stamp = call.metadata.get(STAMP_HEADER)[0];
+      const session = call.metadata.get(SESSION_HEADER)[0];
+      const meta = newMeta(typeof stamp === 'string' ? stamp : undefined, typeof session === 'string' ? session : undefined);
       const request = call.request;
       const run = () =>
         request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, meta);
@@ -122,6 +123,7 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
     grpcImplementation(PrincipalService, {
       createPrincipal: (r, m) => rpc.createPrincipal(r, m),
       whoAmI: (r, m) => rpc.whoAmI(r, m),
+      openSession: (r, m) => rpc.openSession(r, m),
     }, o),
   );
   server.addService(definitionFor(AttestService), grpcImplementation(AttestService, { attest: (r, m) => rpc.attest(r, m) }, o));

@@ -88,8 +88,8 @@ export class Admission {
 
 export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: WireError };
 
-export function newMeta(stamp: string | undefined): CallMeta {
-  return { stamp, requestId: randomUUID() };
+export function newMeta(stamp: string | undefined, sessionStamp?: string): CallMeta {
+  return { stamp, sessionStamp, requestId: randomUUID() };
 }
 
 export async function invoke<T>(

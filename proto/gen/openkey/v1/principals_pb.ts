@@ -6,13 +6,15 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Receipt } from "./common_pb.ts";
+import { file_openkey_v1_common } from "./common_pb.ts";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file openkey/v1/principals.proto.
  */
 export const file_openkey_v1_principals: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcGVua2V5L3YxL3ByaW5jaXBhbHMucHJvdG8SCm9wZW5rZXkudjEirwEKCVByaW5jaXBhbBIKCgJpZBgBIAEoCRInCgRyb2xlGAIgASgOMhkub3BlbmtleS52MS5QcmluY2lwYWxSb2xlEjQKCWFsZ29yaXRobRgDIAEoDjIhLm9wZW5rZXkudjEuUHJpbmNpcGFsS2V5QWxnb3JpdGhtEhIKCnB1YmxpY19rZXkYBCABKAwSDAoEbmFtZRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgDInAKFkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QSNAoJYWxnb3JpdGhtGAEgASgOMiEub3BlbmtleS52MS5QcmluY2lwYWxLZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgCIAEoDBIMCgRuYW1lGAMgASgJIkMKF0NyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEigKCXByaW5jaXBhbBgBIAEoCzIVLm9wZW5rZXkudjEuUHJpbmNpcGFsIg8KDVdob0FtSVJlcXVlc3QiOgoOV2hvQW1JUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUub3BlbmtleS52MS5QcmluY2lwYWwqhwEKFVByaW5jaXBhbEtleUFsZ29yaXRobRInCiNQUklOQ0lQQUxfS0VZX0FMR09SSVRITV9VTlNQRUNJRklFRBAAEiMKH1BSSU5DSVBBTF9LRVlfQUxHT1JJVEhNX0VEMjU1MTkQARIgChxQUklOQ0lQQUxfS0VZX0FMR09SSVRITV9QMjU2EAIqgAEKDVByaW5jaXBhbFJvbGUSHgoaUFJJTkNJUEFMX1JPTEVfVU5TUEVDSUZJRUQQABIYChRQUklOQ0lQQUxfUk9MRV9BRE1JThABEhoKFlBSSU5DSVBBTF9ST0xFX1NFUlZJQ0UQAhIZChVQUklOQ0lQQUxfUk9MRV9QRVJTT04QAzKvAQoQUHJpbmNpcGFsU2VydmljZRJaCg9DcmVhdGVQcmluY2lwYWwSIi5vcGVua2V5LnYxLkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QaIy5vcGVua2V5LnYxLkNyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEj8KBldob0FtSRIZLm9wZW5rZXkudjEuV2hvQW1JUmVxdWVzdBoaLm9wZW5rZXkudjEuV2hvQW1JUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("ChtvcGVua2V5L3YxL3ByaW5jaXBhbHMucHJvdG8SCm9wZW5rZXkudjEirwEKCVByaW5jaXBhbBIKCgJpZBgBIAEoCRInCgRyb2xlGAIgASgOMhkub3BlbmtleS52MS5QcmluY2lwYWxSb2xlEjQKCWFsZ29yaXRobRgDIAEoDjIhLm9wZW5rZXkudjEuUHJpbmNpcGFsS2V5QWxnb3JpdGhtEhIKCnB1YmxpY19rZXkYBCABKAwSDAoEbmFtZRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgDInAKFkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QSNAoJYWxnb3JpdGhtGAEgASgOMiEub3BlbmtleS52MS5QcmluY2lwYWxLZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgCIAEoDBIMCgRuYW1lGAMgASgJIkMKF0NyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEigKCXByaW5jaXBhbBgBIAEoCzIVLm9wZW5rZXkudjEuUHJpbmNpcGFsIg8KDVdob0FtSVJlcXVlc3QiOgoOV2hvQW1JUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUub3BlbmtleS52MS5QcmluY2lwYWwiRwoST3BlblNlc3Npb25SZXF1ZXN0EhwKFHJlY2lwaWVudF9wdWJsaWNfa2V5GAEgASgMEhMKC3R0bF9zZWNvbmRzGAIgASgNIooBChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSCwoDZW5jGAIgASgMEhUKDXNlYWxlZF9zZWNyZXQYAyABKAwSFQoNZXhwaXJlc19hdF9tcxgEIAEoAxIkCgdyZWNlaXB0GAUgASgLMhMub3BlbmtleS52MS5SZWNlaXB0KocBChVQcmluY2lwYWxLZXlBbGdvcml0aG0SJwojUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIjCh9QUklOQ0lQQUxfS0VZX0FMR09SSVRITV9FRDI1NTE5EAESIAocUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fUDI1NhACKoABCg1QcmluY2lwYWxSb2xlEh4KGlBSSU5DSVBBTF9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUUFJJTkNJUEFMX1JPTEVfQURNSU4QARIaChZQUklOQ0lQQUxfUk9MRV9TRVJWSUNFEAISGQoVUFJJTkNJUEFMX1JPTEVfUEVSU09OEAMy/wEKEFByaW5jaXBhbFNlcnZpY2USWgoPQ3JlYXRlUHJpbmNpcGFsEiIub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXF1ZXN0GiMub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXNwb25zZRI/CgZXaG9BbUkSGS5vcGVua2V5LnYxLldob0FtSVJlcXVlc3QaGi5vcGVua2V5LnYxLldob0FtSVJlc3BvbnNlEk4KC09wZW5TZXNzaW9uEh4ub3BlbmtleS52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHy5vcGVua2V5LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_openkey_v1_common]);
 
 /**
  * A principal's public description.
@@ -163,6 +165,85 @@ export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
   messageDesc(file_openkey_v1_principals, 4);
 
 /**
+ * Request to open a service session.
+ *
+ * @generated from message openkey.v1.OpenSessionRequest
+ */
+export type OpenSessionRequest = Message<"openkey.v1.OpenSessionRequest"> & {
+  /**
+   * The caller's one-time X25519 public key (32 bytes): the session secret is HPKE-sealed to it
+   * (DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM; info "openkey/v1/session-secret").
+   *
+   * @generated from field: bytes recipient_public_key = 1;
+   */
+  recipientPublicKey: Uint8Array;
+
+  /**
+   * Requested lifetime in seconds; 0 means the appliance default. Capped by the appliance.
+   *
+   * @generated from field: uint32 ttl_seconds = 2;
+   */
+  ttlSeconds: number;
+};
+
+/**
+ * Describes the message openkey.v1.OpenSessionRequest.
+ * Use `create(OpenSessionRequestSchema)` to create a new message.
+ */
+export const OpenSessionRequestSchema: GenMessage<OpenSessionRequest> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_principals, 5);
+
+/**
+ * A new service session.
+ *
+ * @generated from message openkey.v1.OpenSessionResponse
+ */
+export type OpenSessionResponse = Message<"openkey.v1.OpenSessionResponse"> & {
+  /**
+   * Session id ("ses_" + 32 hex digits), named in every session header.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * HPKE encapsulated key (32 bytes).
+   *
+   * @generated from field: bytes enc = 2;
+   */
+  enc: Uint8Array;
+
+  /**
+   * HPKE ciphertext of the 32-byte session secret; the AAD is the session id in UTF-8.
+   *
+   * @generated from field: bytes sealed_secret = 3;
+   */
+  sealedSecret: Uint8Array;
+
+  /**
+   * When the session ends, milliseconds since the Unix epoch. It also ends when the appliance
+   * restarts (session secrets are held in memory only).
+   *
+   * @generated from field: int64 expires_at_ms = 4;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * Signed by the appliance identity key: binds this response to the stamped request.
+   *
+   * @generated from field: openkey.v1.Receipt receipt = 5;
+   */
+  receipt?: Receipt | undefined;
+};
+
+/**
+ * Describes the message openkey.v1.OpenSessionResponse.
+ * Use `create(OpenSessionResponseSchema)` to create a new message.
+ */
+export const OpenSessionResponseSchema: GenMessage<OpenSessionResponse> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_principals, 6);
+
+/**
  * Algorithm of a principal's stamping key.
  *
  * @generated from enum openkey.v1.PrincipalKeyAlgorithm
@@ -264,6 +345,19 @@ export const PrincipalService: GenService<{
     methodKind: "unary";
     input: typeof WhoAmIRequestSchema;
     output: typeof WhoAmIResponseSchema;
+  },
+  /**
+   * Opens a short-lived session for the calling service or administrator (stamped with its own
+   * key, never with a session): later calls carry an `openkey-session` header, an HMAC under the
+   * session secret with a per-call sequence number, instead of a public-key stamp. The secret is
+   * sealed to the caller's one-time X25519 key and never leaves the appliance in the clear.
+   *
+   * @generated from rpc openkey.v1.PrincipalService.OpenSession
+   */
+  openSession: {
+    methodKind: "unary";
+    input: typeof OpenSessionRequestSchema;
+    output: typeof OpenSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_openkey_v1_principals, 0);

@@ -1,0 +1,193 @@
+// Service sessions (proto/protocol/session-stamp.ts): a service proves itself once with its own key
+// and then authenticates each call with an HMAC under a session secret, about a hundredth of the
+// CPU of verifying an Ed25519 stamp. Replay protection is kept, not traded: every sequence number
+// is accepted at most once per session (a sliding window tolerates calls that overtake each other
+// on a multiplexed connection), and a call's MAC binds its method and body digest.
+//
+// Secrets live in this process's memory only: never stored, never logged, zeroized when the session
+// ends. A restart ends every session (callers get SESSION_EXPIRED and open a new one), which is
+// what makes in-memory replay windows sound: a window can only be lost together with its secret.
+// Bounded: at most `maxSessions` live sessions and `maxPerPrincipal` per principal; beyond that
+// OpenSession answers RESOURCE_EXHAUSTED.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import {
+  parseSessionStamp,
+  SESSION_SECRET_BYTES,
+  SESSION_SECRET_INFO,
+  SESSION_SEQ_WINDOW,
+  sessionStampInput,
+} from '../../../proto/protocol/session-stamp.ts';
+import type { AuthRequest, Authenticated } from './auth.ts';
+import { zeroize } from './bytes.ts';
+import { OpenKeyError } from './errors.ts';
+import type { Clock, PrincipalRecord, Random, Store } from './ports.ts';
+
+/** Seals the session secret to the caller's X25519 key (HPKE, core/crypto/hpke.ts). */
+export type SecretSealer = (o: { recipientPublicKey: Uint8Array; plaintext: Uint8Array; info: Uint8Array; aad: Uint8Array }) => {
+  readonly enc: Uint8Array;
+  readonly ciphertext: Uint8Array;
+};
+
+export interface ServiceSessionsOptions {
+  readonly store: Pick<Store, 'commit'>;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly seal: SecretSealer;
+  /** Looks up the principal a session acts as, on every call (so a removed principal stops at once). */
+  readonly principal: (id: string) => Promise<PrincipalRecord | undefined>;
+  readonly defaultTtlMs: number;
+  readonly maxTtlMs: number;
+  readonly maxSessions: number;
+  readonly maxPerPrincipal: number;
+}
+
+export interface OpenedSession {
+  readonly sessionId: string;
+  readonly enc: Uint8Array;
+  readonly sealedSecret: Uint8Array;
+  readonly expiresAt: number;
+}
+
+/** Sequence numbers seen: the highest, and a bitmap of the SESSION_SEQ_WINDOW below it. */
+class SeqWindow {
+  #high = 0;
+  readonly #bits = new Uint32Array(SESSION_SEQ_WINDOW / 32);
+
+  /** Marks `seq` used; false if it was used already or is too far behind to tell. */
+  take(seq: number): 'ok' | 'replayed' | 'too-old' {
+    if (seq > this.#high) {
+      const shift = seq - this.#high;
+      if (shift >= SESSION_SEQ_WINDOW) this.#bits.fill(0);
+      else for (let s = this.#high + 1; s <= seq; s++) this.#clear(s);
+      this.#high = seq;
+      this.#set(seq);
+      return 'ok';
+    }
+    if (this.#high - seq >= SESSION_SEQ_WINDOW) return 'too-old';
+    if (this.#has(seq)) return 'replayed';
+    this.#set(seq);
+    return 'ok';
+  }
+
+  #index(seq: number): [number, number] {
+    const i = seq % SESSION_SEQ_WINDOW;
+    return [i >>> 5, 1 << (i & 31)];
+  }
+  #has(seq: number): boolean {
+    const [w, b] = this.#index(seq);
+    return ((this.#bits[w] ?? 0) & b) !== 0;
+  }
+  #set(seq: number): void {
+    const [w, b] = this.#index(seq);
+    this.#bits[w] = (this.#bits[w] ?? 0) | b;
+  }
+  #clear(seq: number): void {
+    const [w, b] = this.#index(seq);
+    this.#bits[w] = (this.#bits[w] ?? 0) & ~b;
+  }
+}
+
+interface Live {
+  readonly principalId: string;
+  readonly secret: Buffer;
+  readonly expiresAt: number;
+  readonly window: SeqWindow;
+}
+
+export class ServiceSessions {
+  readonly #live = new Map<string, Live>();
+  readonly #perPrincipal = new Map<string, number>();
+
+  constructor(private readonly o: ServiceSessionsOptions) {}
+
+  /** Opens a session for an already authenticated service or administrator (not a person). */
+  async open(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number): Promise<OpenedSession> {
+    if (auth.session !== undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'service sessions are for services and administrators');
+    if (auth.serviceSession !== undefined) throw new OpenKeyError('PERMISSION_DENIED', 'a session cannot open another session');
+    // The stamp's nonce is spent first, so a replayed OpenSession is STAMP_REPLAYED and opens nothing.
+    await this.o.store.commit(auth.nonceChanges);
+    if (recipientPublicKey.length === 0) throw new OpenKeyError('MISSING_FIELD', 'recipient_public_key');
+    const now = this.o.clock.now();
+    this.sweep(now);
+    const ttl = ttlSeconds === 0 ? this.o.defaultTtlMs : ttlSeconds * 1000;
+    if (ttl > this.o.maxTtlMs) throw new OpenKeyError('MALFORMED_REQUEST', `ttl_seconds above ${this.o.maxTtlMs / 1000}`);
+    const principalId = auth.principal.id;
+    if (this.#live.size >= this.o.maxSessions || (this.#perPrincipal.get(principalId) ?? 0) >= this.o.maxPerPrincipal) {
+      throw new OpenKeyError('RESOURCE_EXHAUSTED', 'too many open sessions');
+    }
+    const sessionId = `ses_${Buffer.from(this.o.random.bytes(16)).toString('hex')}`;
+    const secret = Buffer.from(this.o.random.bytes(SESSION_SECRET_BYTES));
+    let sealed: { enc: Uint8Array; ciphertext: Uint8Array };
+    try {
+      sealed = this.o.seal({ recipientPublicKey, plaintext: secret, info: new TextEncoder().encode(SESSION_SECRET_INFO), aad: new TextEncoder().encode(sessionId) });
+    } catch (e) {
+      zeroize(secret);
+      throw e; // INVALID_PUBLIC_KEY for a key that is not X25519
+    }
+    const expiresAt = now + ttl;
+    this.#live.set(sessionId, { principalId, secret, expiresAt, window: new SeqWindow() });
+    this.#perPrincipal.set(principalId, (this.#perPrincipal.get(principalId) ?? 0) + 1);
+    return { sessionId, enc: sealed.enc, sealedSecret: sealed.ciphertext, expiresAt };
+  }
+
+  /**
+   * Authenticates a call carrying a session header. The MAC is checked before the sequence number
+   * is consumed, so nobody without the secret can burn a caller's numbers.
+   */
+  async authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated> {
+    const stamp = parseSessionStamp(req.sessionStamp);
+    if (stamp === undefined) throw new OpenKeyError('UNAUTHENTICATED', 'malformed session header');
+    const live = this.#live.get(stamp.sessionId);
+    const now = this.o.clock.now();
+    if (live === undefined || live.expiresAt <= now) {
+      if (live !== undefined) this.#end(stamp.sessionId, live);
+      throw new OpenKeyError('SESSION_EXPIRED', 'service session unknown or ended; open a new one');
+    }
+    const expected = createHmac('sha256', live.secret).update(sessionStampInput(req.method, req.bodyDigest, stamp.sessionId, stamp.seq)).digest();
+    const given = Buffer.from(stamp.mac, 'base64url');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new OpenKeyError('STAMP_INVALID', 'session MAC');
+    const taken = live.window.take(stamp.seq);
+    if (taken === 'replayed') throw new OpenKeyError('STAMP_REPLAYED', 'session sequence number already used');
+    if (taken === 'too-old') throw new OpenKeyError('STAMP_EXPIRED', 'session sequence number too far behind');
+    const principal = await this.o.principal(live.principalId);
+    if (principal === undefined) throw new OpenKeyError('STAMP_INVALID', 'session principal gone');
+    return {
+      principal,
+      serviceSession: { id: stamp.sessionId, expiresAt: live.expiresAt },
+      method: req.method,
+      requestDigest: req.bodyDigest,
+      nonceChanges: [],
+    };
+  }
+
+  /** Ends sessions whose time is up; returns how many. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const [id, live] of this.#live) {
+      if (live.expiresAt <= now) {
+        this.#end(id, live);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Ends every session (shutdown). */
+  clear(): void {
+    for (const [id, live] of this.#live) this.#end(id, live);
+  }
+
+  #end(id: string, live: Live): void {
+    this.#live.delete(id);
+    zeroize(live.secret);
+    const left = (this.#perPrincipal.get(live.principalId) ?? 1) - 1;
+    if (left <= 0) this.#perPrincipal.delete(live.principalId);
+    else this.#perPrincipal.set(live.principalId, left);
+  }
+}
+
