@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { startAppliance, type RunningAppliance } from '../../server/src/app.ts';
 import { createLogger } from '../../server/src/adapters/logger.ts';
 import { loadConfig } from '../../server/src/config.ts';
-import type { Clock } from '../../server/src/core/ports.ts';
+import type { Clock, Store } from '../../server/src/core/ports.ts';
 
 export interface TestAppliance extends RunningAppliance {
   readonly dataDir: string;
@@ -26,6 +26,8 @@ export interface TestApplianceOptions {
   readonly env?: Record<string, string>;
   readonly dataDir?: string;
   readonly clock?: Clock;
+  /** Wraps the appliance's store (ApplianceOverrides.storeDecorator). */
+  readonly storeDecorator?: (store: Store) => Store;
 }
 
 export async function startTestAppliance(o: TestApplianceOptions = {}): Promise<TestAppliance> {
@@ -44,7 +46,7 @@ export async function startTestAppliance(o: TestApplianceOptions = {}): Promise<
     OPENKEY_LOG_LEVEL: 'info',
     ...o.env,
   });
-  const app = await startAppliance(config, { logger: createLogger('info', sink), ...(o.clock ? { clock: o.clock } : {}) });
+  const app = await startAppliance(config, { logger: createLogger('info', sink), ...(o.clock ? { clock: o.clock } : {}), ...(o.storeDecorator ? { storeDecorator: o.storeDecorator } : {}) });
   const self: TestAppliance = {
     ...app,
     dataDir,

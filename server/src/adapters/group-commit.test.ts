@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GroupCommitStore } from './group-commit.ts';
 import { openLevelStore } from './level-store.ts';
 import { codeOf, nonce, storeContract } from './store.contract.ts';
+import { OpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
 
 const dirs: string[] = [];
@@ -36,6 +37,40 @@ describe('group commit', () => {
     await Promise.all(Array.from({ length: 100 }, (_, i) => store.commit([nonce('p', `n${i}`)])));
     expect(writes).toBeGreaterThan(0);
     expect(writes).toBeLessThan(100);
+    await store.close();
+  });
+
+  it('drops a commit whose call timed out or was cancelled while it waited, and writes the rest', async () => {
+    const inner = await openLevelStore(mkdtempSync(join(tmpdir(), 'openkey-gc-')));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const original = inner.commitEach.bind(inner);
+    let first = true;
+    inner.commitEach = async (groups) => {
+      if (first) {
+        first = false;
+        await gate; // the first write stalls, so the next commits queue behind it
+      }
+      return original(groups);
+    };
+    const store = new GroupCommitStore(inner);
+    const outcome = (p: Promise<void>) => p.then(() => 'ok', (e: unknown) => codeOf(Promise.reject(e)));
+    const writing = outcome(store.commit([nonce('p', 'writing')]));
+    const timedOut = new AbortController();
+    const cancelled = new AbortController();
+    const late = outcome(store.commit([nonce('p', 'late')], { signal: timedOut.signal }));
+    const gone = outcome(store.commit([nonce('p', 'gone')], { signal: cancelled.signal }));
+    const kept = outcome(store.commit([nonce('p', 'kept')], { signal: new AbortController().signal }));
+    timedOut.abort(new OpenKeyError('DEADLINE_EXCEEDED'));
+    cancelled.abort();
+    release();
+    expect(await Promise.all([writing, late, gone, kept])).toEqual(['ok', 'DEADLINE_EXCEEDED', 'CANCELLED', 'ok']);
+    // Nothing of the dropped commits was written: their nonces are still fresh.
+    expect(await outcome(store.commit([nonce('p', 'late')]))).toBe('ok');
+    expect(await outcome(store.commit([nonce('p', 'gone')]))).toBe('ok');
+    expect(await outcome(store.commit([nonce('p', 'kept')]))).toBe('STAMP_REPLAYED');
+    // Already aborted: refused at once.
+    expect(await outcome(store.commit([nonce('p', 'x')], { signal: AbortSignal.abort() }))).toBe('CANCELLED');
     await store.close();
   });
 

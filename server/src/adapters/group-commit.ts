@@ -4,10 +4,11 @@
 // so a response is never sent before its nonce (or later, its audit record) is on disk.
 
 import type { OpenKeyError } from '../core/errors.ts';
-import type { Change, ListPage, Store } from '../core/ports.ts';
+import { abortReason, type Change, type CommitOptions, type ListPage, type Store } from '../core/ports.ts';
 
 interface Pending {
   readonly changes: readonly Change[];
+  readonly signal: AbortSignal | undefined;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -29,10 +30,12 @@ export class GroupCommitStore implements Store {
     this.maxGroup = o.maxGroup ?? 256;
   }
 
-  commit(changes: readonly Change[]): Promise<void> {
+  commit(changes: readonly Change[], options: CommitOptions = {}): Promise<void> {
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     if (changes.length === 0) return Promise.resolve(); // nothing to make durable (a session-authenticated read)
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ changes, resolve, reject });
+      this.queue.push({ changes, signal, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -41,7 +44,14 @@ export class GroupCommitStore implements Store {
     this.writing = true;
     try {
       while (this.queue.length > 0) {
-        const group = this.queue.splice(0, this.maxGroup);
+        // Calls that timed out or were cancelled while queued are dropped here: nothing of theirs
+        // is written, and their callers hear why at once.
+        const group = this.queue.splice(0, this.maxGroup).filter((p) => {
+          if (p.signal?.aborted !== true) return true;
+          p.reject(abortReason(p.signal));
+          return false;
+        });
+        if (group.length === 0) continue;
         let results: (OpenKeyError | undefined)[];
         try {
           results = await this.inner.commitEach(group.map((p) => p.changes));

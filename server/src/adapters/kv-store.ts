@@ -27,6 +27,7 @@
 
 import { AUDIT_GENESIS_HASH, chainAuditRecord, checkAuditEntry } from '../core/audit.ts';
 import { OpenKeyError, isOpenKeyError } from '../core/errors.ts';
+import { abortReason, type CommitOptions } from '../core/ports.ts';
 import type { AuditHead, AuditRecord, Change, KeyRecord, ListPage, PrincipalRecord, Store, StoredDoc, TokenBucketState, WindowCounter } from '../core/ports.ts';
 import {
   decodeAuditHead,
@@ -350,6 +351,13 @@ export class KvStore implements Store {
   readonly #cache: RecordCache;
   /** What commits read through: the cache, filled from the backend (we are inside `#serial`). */
   readonly #inside: Pick<KvBackend, 'get'> = { get: (key) => this.#readInside(key) };
+  /**
+   * The highest audit seq this process has written, once it has written one. Records are only
+   * ever written here, together with the head, so every audit key above it is known to be absent
+   * on disk: appendAudit's "never overwrite evidence" check then costs no read. (The first append
+   * after opening still reads, so a head rolled back on disk is caught as before.)
+   */
+  #auditTail: number | undefined;
   #closed = false;
 
   private constructor(backend: KvBackend, options: KvStoreOptions) {
@@ -379,6 +387,7 @@ export class KvStore implements Store {
 
   /** A read inside the serialized section: no write is in flight, so a miss may fill the cache. */
   async #readInside(key: string): Promise<Uint8Array | undefined> {
+    if (this.#auditTail !== undefined && key.startsWith('a!') && parseInt(key.slice(2), 16) > this.#auditTail) return undefined;
     const hit = this.#cache.get(key);
     if (hit !== MISS) return hit;
     const value = await this.#backend.get(key);
@@ -403,6 +412,12 @@ export class KvStore implements Store {
       throw e;
     }
     this.#cache.apply(ops);
+    for (const op of ops) {
+      if (op.type === 'put' && op.key.startsWith('a!')) {
+        const seq = parseInt(op.key.slice(2), 16);
+        if (this.#auditTail === undefined || seq > this.#auditTail) this.#auditTail = seq;
+      }
+    }
   }
 
   async getPrincipal(id: string): Promise<PrincipalRecord | undefined> {
@@ -445,8 +460,9 @@ export class KvStore implements Store {
     );
   }
 
-  async commit(changes: readonly Change[]): Promise<void> {
+  async commit(changes: readonly Change[], options: CommitOptions = {}): Promise<void> {
     this.#assertOpen();
+    if (options.signal?.aborted === true) throw abortReason(options.signal);
     if (!Array.isArray(changes)) throw new OpenKeyError('INTERNAL', 'commit: changes is not an array');
     if (changes.length > MAX_CHANGES_PER_COMMIT) throw new OpenKeyError('INTERNAL', `commit: more than ${MAX_CHANGES_PER_COMMIT} changes`);
     const steps = changes.map(plan);

@@ -138,6 +138,8 @@ export interface AuditedCommit {
   readonly always?: readonly Change[];
   /** Written only if every item is allowed, with the counters and the records (e.g. createKey). */
   readonly ifAllowed?: readonly Change[];
+  /** Aborted while the commit is still queued: it is dropped (store/group commit), nothing written. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**
@@ -157,7 +159,7 @@ export async function commitAudited(store: Pick<Store, 'commit'>, c: AuditedComm
     });
   const denyAll = async (reasonFor: (d: PolicyDecision) => PolicyReason, cause: PolicyDecision): Promise<never> => {
     const decisions = c.items.map((item) => deniedAs(item.decision, reasonFor(item.decision)));
-    await store.commit([...(c.always ?? []), ...records(decisions)]);
+    await store.commit([...(c.always ?? []), ...records(decisions)], { signal: c.signal });
     throw denialError(cause);
   };
 
@@ -166,7 +168,7 @@ export async function commitAudited(store: Pick<Store, 'commit'>, c: AuditedComm
     return denyAll((d) => (d.decision === 'deny' ? d.reason : 'BATCH_ITEM_DENIED'), denied.decision);
   }
   try {
-    await store.commit([...(c.always ?? []), ...(c.ifAllowed ?? []), ...c.items.flatMap((item) => item.decision.counterUpdates), ...records([])]);
+    await store.commit([...(c.always ?? []), ...(c.ifAllowed ?? []), ...c.items.flatMap((item) => item.decision.counterUpdates), ...records([])], { signal: c.signal });
   } catch (e) {
     if (isOpenKeyError(e) && (e.code === 'RATE_LIMITED' || e.code === 'CAP_EXCEEDED')) {
       const reason: PolicyReason = e.code;

@@ -24,6 +24,8 @@ export interface AuthRequest {
   readonly stamp: string | undefined;
   /** The `openkey-session` header value (a service session's HMAC stamp), if any. */
   readonly sessionStamp?: string | undefined;
+  /** Aborted when the call times out or the caller cancels it. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface Authenticated {
@@ -42,6 +44,8 @@ export interface Authenticated {
    * when the call is authenticated.
    */
   readonly nonceChanges: readonly Change[];
+  /** The call's cancellation (AuthRequest.signal): queued commits of a dead call are dropped. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface AuthenticatorOptions {
@@ -75,7 +79,7 @@ export class Authenticator {
     if (sessionStamp !== undefined && sessionStamp !== '') {
       if (req.stamp !== undefined && req.stamp !== '') throw new OpenKeyError('UNAUTHENTICATED', 'a call carries a stamp or a session header, not both');
       if (this.o.serviceSession === undefined) throw new OpenKeyError('UNAUTHENTICATED', 'service sessions are not enabled');
-      return this.o.serviceSession({ ...req, sessionStamp });
+      return { ...(await this.o.serviceSession({ ...req, sessionStamp })), signal: req.signal };
     }
     const stamp = this.parse(req);
     const principal = await this.o.store.getPrincipal(stamp.principalId);
@@ -128,6 +132,7 @@ export class Authenticator {
       principal,
       method: req.method,
       requestDigest: req.bodyDigest,
+      signal: req.signal,
       nonceChanges: [
         {
           kind: 'consumeNonce',

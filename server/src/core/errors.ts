@@ -55,6 +55,7 @@ export const ERROR_CODES = [
   // Capacity and the environment.
   'RESOURCE_EXHAUSTED',
   'DEADLINE_EXCEEDED',
+  'CANCELLED', // the caller cancelled the call before it was decided; nothing was written
   'TEE_UNAVAILABLE',
   'INTERNAL',
 ] as const;

@@ -2,7 +2,7 @@
 // the composition root (server/src/main.ts) wires them. Nothing here imports a transport, storage,
 // logging or TEE library.
 
-import type { ErrorCode, OpenKeyError } from './errors.ts';
+import { isOpenKeyError, OpenKeyError, type ErrorCode } from './errors.ts';
 
 /** Milliseconds since the Unix epoch. Injected so tests control time. */
 export interface Clock {
@@ -208,13 +208,27 @@ export interface ListPage {
   readonly after?: string;
 }
 
+export interface CommitOptions {
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** Why `signal` was aborted, as the OpenKeyError a dropped commit rejects with. */
+export function abortReason(signal: AbortSignal): OpenKeyError {
+  const r: unknown = signal.reason;
+  return isOpenKeyError(r) ? r : new OpenKeyError('CANCELLED', 'call cancelled');
+}
+
 export interface Store {
   getPrincipal(id: string): Promise<PrincipalRecord | undefined>;
   getKey(keyId: string): Promise<KeyRecord | undefined>;
   /** The owner's keys in key-id order. */
   listKeys(owner: string, page: ListPage): Promise<KeyRecord[]>;
-  /** All changes, or none. */
-  commit(changes: readonly Change[]): Promise<void>;
+  /**
+   * All changes, or none. A commit whose `signal` is aborted before it is written is dropped (it
+   * rejects with the signal's reason, an OpenKeyError: DEADLINE_EXCEEDED or CANCELLED); once its
+   * write has started it completes regardless.
+   */
+  commit(changes: readonly Change[], options?: CommitOptions): Promise<void>;
   /**
    * Independent commits applied in order inside one atomic write (group commit: one durable write
    * for many requests). Each group is all-or-nothing on its own and sees the groups before it; the

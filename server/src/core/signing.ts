@@ -92,7 +92,7 @@ export class SignService {
     const refuse = async (code: ErrorCode): Promise<void> => {
       const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
       const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
-      await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, code)]);
+      await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, code)], { signal: auth.signal });
     };
     try {
       // One read per distinct key (a batch usually signs with one key), for the record and the policy.
@@ -130,7 +130,7 @@ export class SignService {
     });
     const always: Change[] = [...auth.nonceChanges, ...(check?.changes ?? [])];
     try {
-      await commitAudited(this.o.store, { time: now, items: audited, always });
+      await commitAudited(this.o.store, { time: now, items: audited, always, signal: auth.signal });
     } catch (e) {
       // The approval's own conditions (its single-use marker, its passkey's counter) failed inside
       // the commit: it was used meanwhile (a replay, or a race), and nothing was written. That is

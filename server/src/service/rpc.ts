@@ -164,6 +164,8 @@ export interface CallMeta {
   readonly stamp: string | undefined;
   /** The `openkey-session` header (service session), if present. */
   readonly sessionStamp?: string | undefined;
+  /** Aborted when the call times out or the caller cancels it (transport/invoke.ts). */
+  readonly signal?: AbortSignal | undefined;
   /** Correlates log lines of one call; never derived from secrets. */
   readonly requestId: string;
 }
@@ -487,5 +489,5 @@ export class ApplianceRpc {
 }
 
 function authRequest(method: string, bodyDigest: Uint8Array, meta: CallMeta): AuthRequest {
-  return { method, bodyDigest, stamp: meta.stamp, sessionStamp: meta.sessionStamp };
+  return { method, bodyDigest, stamp: meta.stamp, sessionStamp: meta.sessionStamp, signal: meta.signal };
 }

@@ -44,7 +44,7 @@ export interface RunningServer {
 export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight): (router: ConnectRouter) => void {
   const call: CallRunner = async (method, ctx, fn) => {
     const meta = newMeta(ctx.requestHeader.get(STAMP_HEADER) ?? undefined, ctx.requestHeader.get(SESSION_HEADER) ?? undefined);
-    const out = await invoke(method, meta, o.limits, o.logger, () => fn(meta), inFlight);
+    const out = await invoke(method, meta, o.limits, o.logger, (signal) => fn({ ...meta, signal }), inFlight, ctx.signal);
     if (out.ok) return out.value;
     const headers = new Headers({ [ERROR_CODE_HEADER]: out.error.code });
     if (out.error.retryAfterMs !== undefined) headers.set(RETRY_AFTER_HEADER, String(out.error.retryAfterMs));
@@ -112,7 +112,7 @@ export async function startConnectServer(o: ConnectServerOptions, host: string, 
     shutdownSignal: shutdown.signal,
     ...(o.fallback === undefined ? {} : { fallback: o.fallback }),
   });
-  const h1 = http.createServer({ requestTimeout: o.limits.callTimeoutMs * 2, headersTimeout: 10_000 }, handler);
+  const h1 = http.createServer({ requestTimeout: o.limits.callTimeoutMs * 2, headersTimeout: Math.min(10_000, o.limits.callTimeoutMs * 2) }, handler);
   const h2 = http2.createServer({ maxSessionMemory: 32 }, handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();

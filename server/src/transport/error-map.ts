@@ -10,6 +10,7 @@ export const RETRY_AFTER_HEADER = 'openkey-retry-after-ms';
 
 /** gRPC status codes (identical numbering in Connect's Code enum). */
 export const Status = {
+  CANCELLED: 1,
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
@@ -68,6 +69,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   SEALED_KEY_CORRUPT: Status.DATA_LOSS,
   RESOURCE_EXHAUSTED: Status.RESOURCE_EXHAUSTED,
   DEADLINE_EXCEEDED: Status.DEADLINE_EXCEEDED,
+  CANCELLED: Status.CANCELLED,
   TEE_UNAVAILABLE: Status.UNAVAILABLE,
   INTERNAL: Status.INTERNAL,
 };

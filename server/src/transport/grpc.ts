@@ -79,9 +79,12 @@ export function grpcImplementation(
       const session = call.metadata.get(SESSION_HEADER)[0];
       const meta = newMeta(typeof stamp === 'string' ? stamp : undefined, typeof session === 'string' ? session : undefined);
       const request = call.request;
-      const run = () =>
-        request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, meta);
-      void invoke(path, meta, o.limits, o.logger, run).then((res) => {
+      const run = (signal: AbortSignal) =>
+        request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, { ...meta, signal });
+      // The client going away (cancel, reset stream, deadline) aborts work still queued for it.
+      const gone = new AbortController();
+      call.once('cancelled', () => gone.abort());
+      void invoke(path, meta, o.limits, o.logger, run, undefined, gone.signal).then((res) => {
         if (res.ok) {
           callback(null, res.value);
           return;

@@ -92,13 +92,19 @@ export function newMeta(stamp: string | undefined, sessionStamp?: string): CallM
   return { stamp, sessionStamp, requestId: randomUUID() };
 }
 
+/**
+ * Runs one call under the admission bound and the call timeout. `fn` gets the call's signal: it
+ * aborts with DEADLINE_EXCEEDED at the timeout, or CANCELLED when `cancelled` (the transport's
+ * client-gone signal) fires, so work still queued for the call (its commit) is dropped.
+ */
 export async function invoke<T>(
   method: string,
   meta: CallMeta,
   limits: TransportLimits,
   logger: Logger,
-  fn: () => Promise<T>,
+  fn: (signal: AbortSignal) => Promise<T>,
   inFlight?: InFlight,
+  cancelled?: AbortSignal,
 ): Promise<Outcome<T>> {
   const admission = limits.admission;
   if (admission !== undefined && !admission.tryEnter()) {
@@ -107,12 +113,20 @@ export async function invoke<T>(
     return { ok: false, error: { ...busy, retryAfterMs: admission.retryAfterMs } };
   }
   let timer: NodeJS.Timeout | undefined;
+  const controller = new AbortController();
+  const onCancel = () => controller.abort(new OpenKeyError('CANCELLED', 'caller cancelled'));
+  if (cancelled?.aborted === true) onCancel();
+  else cancelled?.addEventListener('abort', onCancel, { once: true });
   inFlight?.enter();
   try {
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new OpenKeyError('DEADLINE_EXCEEDED')), limits.callTimeoutMs);
+      timer = setTimeout(() => {
+        const e = new OpenKeyError('DEADLINE_EXCEEDED');
+        controller.abort(e);
+        reject(e);
+      }, limits.callTimeoutMs);
     });
-    return { ok: true, value: await Promise.race([fn(), deadline]) };
+    return { ok: true, value: await Promise.race([fn(controller.signal), deadline]) };
   } catch (e) {
     const error = toWireError(e);
     if (error.unexpected) logger.error({ requestId: meta.requestId, method, err: e }, 'internal error');
@@ -120,6 +134,7 @@ export async function invoke<T>(
     return { ok: false, error };
   } finally {
     if (timer !== undefined) clearTimeout(timer);
+    cancelled?.removeEventListener('abort', onCancel);
     inFlight?.leave();
     admission?.leave();
   }
