@@ -1,5 +1,6 @@
 // Runs the appliance under test as a child process, exactly as an operator would start it
-// (`node --import tsx server/src/main.ts`, configured by environment), optionally pinned to one
+// (`node --import tsx server/src/main.ts`, configured by environment, plus any extra variables the
+// caller passes, e.g. a low OPENKEY_MAX_IN_FLIGHT for the overload phase), optionally pinned to one
 // CPU, on loopback ports of its own and a fresh data directory; waits until it answers, and stops
 // it with SIGTERM (the server drains) before removing the directory.
 
@@ -90,6 +91,8 @@ export interface StartOptions {
   readonly nodeArgs?: readonly string[];
   /** Where the fresh data directory is created; default os.tmpdir(). */
   readonly dataRoot?: string;
+  /** Extra environment for the server (e.g. OPENKEY_MAX_IN_FLIGHT), applied last. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export async function startApplianceProcess(o: StartOptions): Promise<ApplianceProcess> {
@@ -106,6 +109,7 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
       OPENKEY_CONNECT_PORT: String(connectPort),
       OPENKEY_GRPC_PORT: String(grpcPort),
       OPENKEY_LOG_LEVEL: 'warn',
+      ...o.env,
     },
   });
   const lines: string[] = [];

@@ -1,7 +1,8 @@
 // Pre-built request pools for the load generators. Payload bodies (protobuf, deterministic
-// encoding) are built once per distinct payload; every request then gets its own stamp (fresh
-// single-use nonce, current time) signed before the timed window, so the generator spends almost
-// nothing per request while it runs and the server never sees a replayed stamp.
+// encoding) are built once per distinct payload; every request then gets its own authentication
+// before the timed window: a service-session header (HMAC with the next sequence number) or an
+// Ed25519 stamp (fresh single-use nonce, current time). The generator spends almost nothing per
+// request while it runs, and the server never sees a replayed stamp or sequence number.
 
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { createHash, randomBytes } from 'node:crypto';

@@ -1,6 +1,7 @@
-// The load matrix: which calls are driven over which transport at which concurrency, what each is
-// compared against in-process, and the first guess of its rate (used only to size the first
-// round's pre-stamped request pool; later rounds use the measured rate). Grow the benchmark here.
+// The load matrix: which calls are driven over which transport at which concurrency and with which
+// authentication, what each is compared against in-process, and the first guess of its rate (used
+// only to size the first round's pre-built request pool; later rounds use the measured rate).
+// Grow the benchmark here; the open-loop phases (half of max, overload) are set up in run.ts.
 
 import type { MicroId } from './micro.ts';
 import type { Transport } from './loadgen/protocol.ts';
@@ -20,6 +21,10 @@ export interface Scenario {
   readonly primary: boolean;
   /** Requests per second expected before anything was measured (pool sizing only). */
   readonly guessRps: number;
+  /** Part of the concurrency sweep whose best median rate is "max throughput". */
+  readonly sweep: boolean;
+  /** A label for rows that are not a plain closed-loop scenario (the open-loop phases). */
+  readonly label?: string;
 }
 
 function sc(
@@ -27,7 +32,7 @@ function sc(
   operation: Operation,
   payload: PayloadKind,
   concurrency: number,
-  o: { batchSize?: number; primary?: boolean; guessRps: number; auth?: AuthMode },
+  o: { batchSize?: number; primary?: boolean; guessRps: number; auth?: AuthMode; sweep?: boolean },
 ): Scenario {
   const auth = o.auth ?? 'session';
   const batchSize = o.batchSize ?? 1;
@@ -44,22 +49,35 @@ function sc(
     micro,
     primary: o.primary ?? true,
     guessRps: o.guessRps,
+    sweep: o.sweep ?? false,
   };
 }
 
-/** Issue 2 item 9: EIP-191 Sign at C = 1/16/64 on both transports, and one batched row each. */
+/**
+ * Main rows (full window): the concurrency sweep of gRPC Sign EIP-191 with session auth (whose best
+ * median rate sets the open-loop and overload phases in run.ts), one stamped row for comparison,
+ * Connect at C = 16/64, and batched gRPC. Shorter rows: Connect batching, other payload kinds, and
+ * the transport's own floor (GetImportKey needs no auth and does no crypto).
+ */
 export const SCENARIOS: readonly Scenario[] = [
-  sc('grpc', 'sign', 'eip191', 1, { guessRps: 600 }),
-  sc('grpc', 'sign', 'eip191', 16, { guessRps: 2500 }),
-  sc('grpc', 'sign', 'eip191', 64, { guessRps: 2500 }),
-  sc('connect', 'sign', 'eip191', 1, { guessRps: 600 }),
+  sc('grpc', 'sign', 'eip191', 1, { sweep: true, guessRps: 600 }),
+  sc('grpc', 'sign', 'eip191', 4, { sweep: true, guessRps: 1500 }),
+  sc('grpc', 'sign', 'eip191', 16, { sweep: true, guessRps: 2000 }),
+  sc('grpc', 'sign', 'eip191', 64, { sweep: true, guessRps: 2500 }),
+  sc('grpc', 'sign', 'eip191', 256, { sweep: true, guessRps: 2500 }),
+  sc('grpc', 'sign', 'eip191', 64, { auth: 'stamp', guessRps: 1500 }),
   sc('connect', 'sign', 'eip191', 16, { guessRps: 2000 }),
   sc('connect', 'sign', 'eip191', 64, { guessRps: 2000 }),
+  sc('grpc', 'signBatch', 'eip191', 4, { batchSize: 64, guessRps: 150 }),
   sc('grpc', 'signBatch', 'eip191', 16, { batchSize: 64, guessRps: 200 }),
-  // Shorter rows: other payload kinds, Connect batching, and the transport's own floor
-  // (GetImportKey needs no stamp and does no crypto).
   sc('connect', 'signBatch', 'eip191', 16, { batchSize: 64, primary: false, guessRps: 200 }),
   sc('grpc', 'sign', 'eip712', 16, { primary: false, guessRps: 2000 }),
   sc('grpc', 'sign', 'ed25519', 16, { primary: false, guessRps: 2500 }),
   sc('grpc', 'getImportKey', 'eip191', 16, { primary: false, guessRps: 20000 }),
 ];
+
+/** The call the phases after the rounds drive: gRPC Sign EIP-191, session auth, under their own
+ * id and label. An open loop has a rate, not a concurrency: `concurrency` 0. */
+export function phaseScenario(id: string, label: string, concurrency = 0): Scenario {
+  return { ...sc('grpc', 'sign', 'eip191', concurrency, { guessRps: 0 }), id, label };
+}

@@ -1,6 +1,7 @@
 // The load-generator process: started by bench/run.ts on its own CPU (taskset -c 1), it takes
-// one run specification at a time over IPC, pre-builds that run's stamped requests, drives the
-// appliance over gRPC (node:http2) or Connect (autocannon), and sends back the measured result.
+// one run specification at a time over IPC, pre-builds that run's authenticated requests (per-request
+// stamps, or one service session and an HMAC header per request), drives the appliance over gRPC
+// (node:http2, closed or open loop) or Connect (autocannon, closed loop), and sends back the result.
 
 import { createOpenKeyClient, credentialsFromPrivateKey, openServiceSession, type Credentials, type ServiceSession } from '../../clients/src/index.ts';
 import { buildRequestPool } from '../requests.ts';
@@ -17,9 +18,15 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
   const credentials = credentialsFromPrivateKey('ed25519', new Uint8Array(Buffer.from(spec.credentialsPkcs8, 'base64')));
   const session = spec.auth === 'session' && spec.operation !== 'getImportKey' ? await openSession(spec, credentials) : undefined;
   const pool = buildRequestPool(spec, credentials, spec.maxRequests, session);
-  const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests });
-  const run = spec.transport === 'grpc' ? runGrpcLoad : runConnectLoad;
-  const { sent, preflight } = await run(spec, pool, win);
+  const ol = spec.openLoop;
+  const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests, openLoop: ol !== undefined });
+  if (spec.transport === 'grpc') {
+    const { sent, preflight, peakInFlight, inFlightSamples, connections } = await runGrpcLoad(spec, pool, win);
+    const openLoop = ol === undefined ? undefined : { ...ol, peakInFlight, inFlightSamples, connections };
+    return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs, sent, preflight, ...(openLoop === undefined ? {} : { openLoop }) });
+  }
+  if (ol !== undefined) throw new Error('the open loop is implemented for gRPC only');
+  const { sent, preflight } = await runConnectLoad(spec, pool, win);
   return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs, sent, preflight });
 }
 

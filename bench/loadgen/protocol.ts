@@ -17,8 +17,11 @@ export interface RunSpec {
   readonly keyId: string;
   /** The key's public key (hex), to check the signatures of the pre-flight response. */
   readonly keyPublicKeyHex: string;
-  /** Requests in flight at once. */
+  /** Closed loop: requests in flight at once (each worker sends its next call when one returns).
+   * Open loop: only sizes the connections (see `openLoop`). */
   readonly concurrency: number;
+  /** Open loop (gRPC only): send at a fixed rate whatever the answers, instead of a closed loop. */
+  readonly openLoop?: OpenLoopSpec;
   readonly warmupMs: number;
   readonly durationMs: number;
   /** Upper bound on requests sent (and stamps pre-generated) for the whole run. */
@@ -31,6 +34,38 @@ export interface RunSpec {
   readonly auth: AuthMode;
 }
 
+export interface OpenLoopSpec {
+  /** Requests per second to send, on a fixed schedule (request k is due at start + k / rate). */
+  readonly ratePerSec: number;
+  /** Requests in flight beyond which a due request is not sent but counted as an error
+   * (`generator in-flight cap N`): the generator's own bound, so overload cannot grow it. */
+  readonly maxInFlight: number;
+  /** Timer period of the sender, ms: each tick sends every request that has fallen due. */
+  readonly tickMs: number;
+  /** The rate ramps up linearly from 0 over this many ms (inside the warm-up), then holds. */
+  readonly rampMs: number;
+}
+
+/** What an open-loop run adds to its result. */
+export interface OpenLoopResult {
+  readonly ratePerSec: number;
+  readonly maxInFlight: number;
+  readonly tickMs: number;
+  readonly rampMs: number;
+  /** HTTP/2 connections the calls were spread over (round-robin). */
+  readonly connections: number;
+  /** Requests the schedule called for inside the window, per second (≈ ratePerSec). */
+  readonly offeredPerSec: number;
+  /** How late the sends went out against their schedule (ms), p50 / p99 / max over the window. */
+  readonly sendLagP50Ms: number;
+  readonly sendLagP99Ms: number;
+  readonly sendLagMaxMs: number;
+  /** Most calls in flight at once. */
+  readonly peakInFlight: number;
+  /** Calls in flight, sampled every 0.5 s from the start of the warm-up. */
+  readonly inFlightSamples: readonly number[];
+}
+
 export interface RunResult {
   /** Successful responses completed inside the timed window. */
   readonly completed: number;
@@ -38,10 +73,15 @@ export interface RunResult {
   readonly requestsPerSec: number;
   /** requestsPerSec × batch size. */
   readonly signaturesPerSec: number;
-  /** Milliseconds, over requests completed inside the window. */
+  /** Milliseconds, over successful requests completed inside the window: from the send (closed
+   * loop) or from the *scheduled* send time (open loop, so a late send is not hidden). */
   readonly latency: LatencySummary;
   /** Failed calls over the whole run (warm-up included), keyed "grpc-status 16 STAMP_REPLAYED" etc. */
   readonly errors: Record<string, number>;
+  /** Failed calls that finished inside the timed window. */
+  readonly windowErrors: number;
+  /** Failed calls that carried an `openkey-retry-after-ms` hint (gRPC), whole run. */
+  readonly retryHints: number;
   /** Server utime+stime in the window, µs. */
   readonly serverCpuMicros: number;
   /** Server CPU in the window as a percentage of one core. */
@@ -57,6 +97,8 @@ export interface RunResult {
   /** CPU used by every other process on the machine during the window, % of one core (noise). */
   readonly otherCpuPct: number;
   readonly serverRssKiB: number;
+  /** Server VmRSS sampled every 0.5 s inside the window, KiB. */
+  readonly serverRssSamplesKiB: readonly number[];
   readonly serverPeakRssKiB: number;
   /** The request pool ran out before the window closed (the window was cut short). */
   readonly poolExhausted: boolean;
@@ -65,6 +107,8 @@ export interface RunResult {
   readonly sent: number;
   /** "ok" when the pre-flight response verified, otherwise why not. */
   readonly preflight: string;
+  /** Set for an open-loop run. */
+  readonly openLoop?: OpenLoopResult;
 }
 
 export type ParentMessage = { readonly type: 'run'; readonly spec: RunSpec } | { readonly type: 'exit' };
@@ -89,7 +133,8 @@ export function isParentMessage(v: unknown): v is ParentMessage {
     typeof s['maxRequests'] === 'number' &&
     typeof s['serverPid'] === 'number' &&
     typeof s['credentialsPkcs8'] === 'string' &&
-    (s['auth'] === 'stamp' || s['auth'] === 'session')
+    (s['auth'] === 'stamp' || s['auth'] === 'session') &&
+    (s['openLoop'] === undefined || (isObject(s['openLoop']) && typeof s['openLoop']['ratePerSec'] === 'number' && typeof s['openLoop']['maxInFlight'] === 'number'))
   );
 }
 

@@ -6,7 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import { mainThreadCpuTimes, processCpuTimes, processMemory, systemBusyMicros } from '../proc.ts';
 import { summarizeLatencies } from '../stats.ts';
-import type { RunResult } from './protocol.ts';
+import type { OpenLoopSpec, RunResult } from './protocol.ts';
 
 interface Snapshot {
   readonly t: number;
@@ -19,11 +19,22 @@ interface Snapshot {
 
 export type Phase = 'idle' | 'warmup' | 'window' | 'done';
 
+/** Period of the server-memory samples inside the window. */
+export const SAMPLE_MS = 500;
+
 export class MeasurementWindow {
   private phase: Phase = 'idle';
   private readonly latencies: Float64Array;
   private count = 0;
   private readonly errors = new Map<string, number>();
+  private windowErrors = 0;
+  private retryHints = 0;
+  /** Open loop: requests due inside the window, and how late each sent one went out (ms). */
+  private due = 0;
+  private readonly lags: Float64Array;
+  private lagCount = 0;
+  /** Server VmRSS sampled every SAMPLE_MS inside the window, KiB. */
+  private readonly rssSamples: number[] = [];
   private startSnap: Snapshot | undefined;
   private endSnap: Snapshot | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -33,9 +44,10 @@ export class MeasurementWindow {
   readonly closed: Promise<void>;
 
   constructor(
-    private readonly o: { readonly serverPid: number; readonly warmupMs: number; readonly durationMs: number; readonly capacity: number },
+    private readonly o: { readonly serverPid: number; readonly warmupMs: number; readonly durationMs: number; readonly capacity: number; readonly openLoop?: boolean },
   ) {
     this.latencies = new Float64Array(Math.max(1, o.capacity));
+    this.lags = new Float64Array(o.openLoop === true ? Math.max(1, o.capacity) : 1);
     this.closed = new Promise((resolve) => {
       this.ended = resolve;
     });
@@ -63,9 +75,19 @@ export class MeasurementWindow {
         if (this.phase !== 'warmup') return;
         this.startSnap = this.snapshot();
         this.phase = 'window';
+        this.sampleRss();
+        this.timers.push(setInterval(() => this.sampleRss(), SAMPLE_MS));
       }, this.o.warmupMs),
       setTimeout(() => this.close(), this.o.warmupMs + this.o.durationMs),
     );
+  }
+
+  private sampleRss(): void {
+    try {
+      this.rssSamples.push(processMemory(this.o.serverPid).rssKiB);
+    } catch {
+      // the server is gone: the run fails on its own
+    }
   }
 
   /** True while new requests may be started. */
@@ -93,18 +115,35 @@ export class MeasurementWindow {
     this.ended?.();
   }
 
-  /** Records one finished call and its latency in milliseconds. */
-  complete(latencyMs: number, ok: boolean, errorKey: string | undefined): void {
+  /** Open loop: one request fell due; `lagMs` is how late it was sent (undefined: not sent). */
+  noteDue(lagMs: number | undefined): void {
+    if (this.phase !== 'window') return;
+    this.due++;
+    if (lagMs !== undefined && this.lagCount < this.lags.length) this.lags[this.lagCount++] = lagMs;
+  }
+
+  /** Records one finished call and its latency in milliseconds (`retryHint`: a failure that
+   * carried the server's retry-after hint). */
+  complete(latencyMs: number, ok: boolean, errorKey: string | undefined, retryHint = false): void {
     if (!ok) {
       const k = errorKey ?? 'unknown';
       this.errors.set(k, (this.errors.get(k) ?? 0) + 1);
+      if (retryHint) this.retryHints++;
+      if (this.phase === 'window') this.windowErrors++;
       return;
     }
     if (this.phase !== 'window' || this.count >= this.latencies.length) return;
     this.latencies[this.count++] = latencyMs;
   }
 
-  result(extra: { readonly batchSize: number; readonly poolSize: number; readonly poolBuildMs: number; readonly sent: number; readonly preflight: string }): RunResult {
+  result(extra: {
+    readonly batchSize: number;
+    readonly poolSize: number;
+    readonly poolBuildMs: number;
+    readonly sent: number;
+    readonly preflight: string;
+    readonly openLoop?: OpenLoopSpec & { readonly peakInFlight: number; readonly inFlightSamples: readonly number[]; readonly connections: number };
+  }): RunResult {
     const a = this.startSnap;
     const b = this.endSnap;
     const windowMs = a !== undefined && b !== undefined ? b.t - a.t : Number.NaN;
@@ -116,6 +155,8 @@ export class MeasurementWindow {
     const rps = (this.count * 1000) / windowMs;
     const mem = processMemory(this.o.serverPid);
     const pct = (micros: number) => (100 * micros) / (windowMs * 1000);
+    const ol = extra.openLoop;
+    const lag = summarizeLatencies(this.lags, this.lagCount);
     return {
       completed: this.count,
       windowMs,
@@ -123,21 +164,41 @@ export class MeasurementWindow {
       signaturesPerSec: rps * extra.batchSize,
       latency: summarizeLatencies(this.latencies, this.count),
       errors: Object.fromEntries(this.errors),
+      windowErrors: this.windowErrors,
+      retryHints: this.retryHints,
       serverCpuMicros: serverCpu,
       serverCpuPct: pct(serverCpu),
       serverKernelPct: (100 * serverSys) / serverCpu,
       serverMainThreadPct: (100 * serverMain) / serverCpu,
       generatorCpuPct: pct(selfCpu),
-      generatorMicrosPerRequest: selfCpu / this.count,
+      generatorMicrosPerRequest: selfCpu / (this.count + this.windowErrors),
       // Everything else that ran: the orchestrator (idle while it waits) and any foreign process.
       otherCpuPct: Math.max(0, pct(systemCpu - serverCpu - selfCpu)),
       serverRssKiB: mem.rssKiB,
+      serverRssSamplesKiB: this.rssSamples,
       serverPeakRssKiB: mem.peakRssKiB,
       poolExhausted: this.exhausted,
       poolSize: extra.poolSize,
       poolBuildMs: extra.poolBuildMs,
       sent: extra.sent,
       preflight: extra.preflight,
+      ...(ol === undefined
+        ? {}
+        : {
+            openLoop: {
+              ratePerSec: ol.ratePerSec,
+              maxInFlight: ol.maxInFlight,
+              tickMs: ol.tickMs,
+              rampMs: ol.rampMs,
+              connections: ol.connections,
+              offeredPerSec: (this.due * 1000) / windowMs,
+              sendLagP50Ms: lag.p50,
+              sendLagP99Ms: lag.p99,
+              sendLagMaxMs: lag.max,
+              peakInFlight: ol.peakInFlight,
+              inFlightSamples: ol.inFlightSamples,
+            },
+          }),
     };
   }
 }
