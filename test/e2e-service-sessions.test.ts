@@ -27,7 +27,8 @@ import {
 } from '../clients/src/index.ts';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
 import { codeOf } from './support/codes.ts';
-import { auditMark, auditSince, ManualClock } from './support/people.ts';
+import { auditMark, auditSince, ManualClock, ORIGIN, PASSKEY_ENV, registerPerson, signIn } from './support/people.ts';
+import { SoftAuthenticator } from './support/soft-authenticator.ts';
 
 const SIGN = '/openkey.v1.SignService/Sign';
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`;
@@ -75,7 +76,7 @@ describe('service sessions', () => {
   });
   afterAll(async () => app.dispose());
 
-  it('opens a session whose secret only the caller can open, with a checked receipt and the default lifetime', async () => {
+  it('opens a session with a checked receipt, the default lifetime and a secret of its own', async () => {
     expect(session.sessionId).toMatch(/^ses_[0-9a-f]{32}$/);
     expect(session.expiresAt).toBe(clock.now() + 60_000);
     // Each session has its own secret: the same call and sequence number get different MACs.
@@ -208,6 +209,21 @@ describe('service sessions', () => {
     const svcAgain = createOpenKeyClient({ baseUrl: app.connectUrl, credentials: svc.creds, interceptors: [receiptInterceptor(app.identityPublicKey)] });
     session = await openServiceSession(svcAgain.principals);
     expect(await codeOf(signWithHeader(app, svc.keyId, m, headerFor(session, svc.keyId, m)))).toBe('no-error');
+  });
+});
+
+describe('service sessions are not for people', () => {
+  it("refuses OpenSession from a person's passkey session", async () => {
+    const app = await startTestAppliance({ env: PASSKEY_ENV });
+    try {
+      const authn = new SoftAuthenticator({ origin: ORIGIN });
+      await registerPerson(app, authn, 'Carol');
+      const person = await signIn(app, authn);
+      expect((await person.client.principals.whoAmI({})).principal?.id).not.toBe('');
+      expect(await codeOf(openServiceSession(person.client.principals))).toBe('PERMISSION_DENIED');
+    } finally {
+      await app.dispose();
+    }
   });
 });
 
