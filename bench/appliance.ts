@@ -109,6 +109,8 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
       OPENKEY_CONNECT_PORT: String(connectPort),
       OPENKEY_GRPC_PORT: String(grpcPort),
       OPENKEY_LOG_LEVEL: 'warn',
+      // One process unless a scenario asks for the multi-core appliance (its CPU is then the tree's).
+      OPENKEY_WORKERS: '1',
       ...o.env,
     },
   });

@@ -3,7 +3,7 @@
 // description of the machine (CPU model, cores, kernel, Node, commit) for the report.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 
 let clockTicks: number | undefined;
@@ -21,9 +21,48 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** utime and stime of `pid`, each summed over all its threads, in µs (resolution 1/USER_HZ s). */
+/**
+ * utime and stime of `pid` and every process under it (a multi-core appliance's workers), each
+ * summed over all threads, in µs (resolution 1/USER_HZ s).
+ */
 export function processCpuTimes(pid: number): { readonly user: number; readonly system: number } {
-  return cpuTimesOf(`/proc/${pid}/stat`);
+  let user = 0;
+  let system = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const t = cpuTimesOf(`/proc/${p}/stat`);
+      user += t.user;
+      system += t.system;
+    } catch (e) {
+      if (p === pid) throw e; // a worker may exit between the listing and the read
+    }
+  }
+  return { user, system };
+}
+
+/** `pid` and its descendants (from /proc/<pid>/task/<tid>/children). */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const visit = (p: number) => {
+    out.push(p);
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      return;
+    }
+    for (const tid of tids) {
+      let children = '';
+      try {
+        children = readFileSync(`/proc/${p}/task/${tid}/children`, 'latin1');
+      } catch {
+        continue;
+      }
+      for (const c of children.trim().split(/\s+/)) if (c !== '') visit(Number(c));
+    }
+  };
+  visit(pid);
+  return out;
 }
 
 /** utime and stime of the main thread of `pid` alone (for Node: the JavaScript thread), µs. */
@@ -66,7 +105,23 @@ export interface MemoryUsage {
   readonly rssKiB: number;
 }
 
+/** Peak and current RSS of `pid` and its descendants, summed (the peak is an upper bound for a tree). */
 export function processMemory(pid: number): MemoryUsage {
+  let peakRssKiB = 0;
+  let rssKiB = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = oneProcessMemory(p);
+      peakRssKiB += m.peakRssKiB;
+      rssKiB += m.rssKiB;
+    } catch (e) {
+      if (p === pid) throw e;
+    }
+  }
+  return { peakRssKiB, rssKiB };
+}
+
+function oneProcessMemory(pid: number): MemoryUsage {
   const status = readFileSync(`/proc/${pid}/status`, 'latin1');
   const field = (name: string): number => {
     const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);

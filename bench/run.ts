@@ -72,6 +72,8 @@ interface Options {
   /** Wait up to this long for other processes to go quiet before measuring. */
   waitQuietMs: number;
   quick: boolean;
+  /** OPENKEY_WORKERS for every appliance started (1 = single process, pinned to SERVER_CPU). */
+  workers: number;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -96,6 +98,7 @@ function parseOptions(argv: readonly string[]): Options {
     dataRoot: tmpdir(),
     waitQuietMs: 0,
     quick: false,
+    workers: 1,
   };
   const num = (v: string, name: string, min: number, max: number): number => {
     const n = Number(v);
@@ -137,6 +140,9 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       case 'only':
         o.only = value;
+        break;
+      case 'workers':
+        o.workers = Math.round(num(value, 'workers', 1, 64));
         break;
       case 'data-root':
         o.dataRoot = value;
@@ -331,8 +337,9 @@ async function main(): Promise<void> {
   const generator = await startLoadGenerator(pinned ? LOADGEN_CPU : undefined);
   let server: ApplianceProcess | undefined;
   const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
+  // A multi-core appliance (--workers=N ≥ 2) is not pinned: its workers use every CPU, the generator's too.
   const startServer = (env?: Record<string, string>) =>
-    startApplianceProcess({ repoRoot: REPO_ROOT, cpu: pinned ? SERVER_CPU : undefined, nodeArgs, dataRoot: o.dataRoot, ...(env === undefined ? {} : { env }) });
+    startApplianceProcess({ repoRoot: REPO_ROOT, cpu: pinned && o.workers === 1 ? SERVER_CPU : undefined, nodeArgs, dataRoot: o.dataRoot, env: { OPENKEY_WORKERS: String(o.workers), ...env } });
   const stopServer = async () => {
     const s = server;
     server = undefined;

@@ -30,7 +30,7 @@ import { PrincipalService } from './core/principals.ts';
 import { ReceiptSigner } from './core/receipts.ts';
 import { SealingKeyring, seal, unseal } from './core/sealing.ts';
 import { hpkeSeal } from './core/crypto/hpke.ts';
-import { ServiceSessions } from './core/service-sessions.ts';
+import { ServiceSessions, type ServiceSessionsPort } from './core/service-sessions.ts';
 import { SignService } from './core/signing.ts';
 import type { Config } from './config.ts';
 import { ApplianceRpc } from './service/rpc.ts';
@@ -41,19 +41,41 @@ import { startGrpcServer } from './transport/grpc.ts';
 import { Admission } from './transport/invoke.ts';
 
 export interface RunningAppliance {
+  /** 0 for a cluster owner, which listens on no port. */
   readonly connectPort: number;
   readonly grpcPort: number;
   /** Ed25519 public key that signs receipts (and is bound into attestation quotes). */
   readonly identityPublicKey: Uint8Array;
   readonly logger: Logger;
+  /** A cluster owner's state, served to its workers (cluster/remote.ts). */
+  readonly owned?: OwnedState;
   close(): Promise<void>;
 }
+
+/** What a cluster owner holds for every worker: the store, the service sessions, the TEE. */
+export interface OwnedState {
+  readonly store: Store;
+  readonly serviceSessions: ServiceSessionsPort;
+  readonly collateral: CollateralProvider | undefined;
+  /** Where workers reach the TEE (the simulator's socket, or the dstack guest agent). */
+  readonly teeEndpoint: string;
+}
+
+/**
+ * The process's part in a multi-core appliance (server/src/cluster). `owner`: build everything,
+ * listen on no port, and expose the state (RunningAppliance.owned). `worker`: use the owner's state
+ * and TEE endpoint, listen, and leave the one-time work (simulator, administrators, development
+ * policy, pruning) to the owner.
+ */
+export type ApplianceRole = { readonly kind: 'owner' } | ({ readonly kind: 'worker' } & OwnedState);
 
 export interface ApplianceOverrides {
   readonly logger?: Logger;
   readonly clock?: Clock;
   /** Wraps the store every service uses (after group commit), e.g. to observe or fail commits. */
   readonly storeDecorator?: (store: Store) => Store;
+  /** Default: a single process that does everything. */
+  readonly role?: ApplianceRole;
 }
 
 const systemClock: Clock = { now: () => Date.now() };
@@ -77,6 +99,8 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const clock = overrides.clock ?? systemClock;
   const random = systemRandom;
+  const role = overrides.role;
+  const worker = role?.kind === 'worker' ? role : undefined;
   const cleanups: (() => Promise<void> | void)[] = [];
   const closeAll = async () => {
     for (const c of cleanups.reverse()) await c();
@@ -87,7 +111,10 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     let endpoint: string;
     let collateral: CollateralProvider | undefined;
     let sim: RunningSimulator | undefined;
-    if (config.tee.kind === 'simulator') {
+    if (worker !== undefined) {
+      endpoint = worker.teeEndpoint;
+      collateral = worker.collateral;
+    } else if (config.tee.kind === 'simulator') {
       const running = await startSimulator({ socketPath: join(config.tee.dir, 'dstack.sock'), seed: simulatorSeed(config.tee.dir) });
       sim = running;
       cleanups.push(() => running.close());
@@ -130,7 +157,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     // Group commit: concurrent requests share one fsync'd LevelDB write, each still durable
     // before its response.
-    const grouped: Store = new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store'), { cacheEntries: config.storeCacheEntries }));
+    const grouped: Store = worker?.store ?? new GroupCommitStore(await openLevelStore(join(config.dataDir, 'store'), { cacheEntries: config.storeCacheEntries }));
     const store: Store = overrides.storeDecorator?.(grouped) ?? grouped;
     cleanups.push(() => store.close());
 
@@ -151,7 +178,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
       sessionTtlMs: config.sessionTtlMs,
       validatePublicKey: crypto.validatePrincipalPublicKey,
     });
-    const serviceSessions = new ServiceSessions({
+    const localSessions = worker !== undefined ? undefined : new ServiceSessions({
       store,
       clock,
       random,
@@ -162,7 +189,8 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
       maxSessions: config.maxServiceSessions,
       maxPerPrincipal: config.maxServiceSessionsPerPrincipal,
     });
-    cleanups.push(() => serviceSessions.clear());
+    if (localSessions !== undefined) cleanups.push(() => localSessions.clear());
+    const serviceSessions: ServiceSessionsPort = worker?.serviceSessions ?? (localSessions as ServiceSessions);
     const auth = new Authenticator({
       store,
       clock,
@@ -178,7 +206,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
       registration: config.registration,
       validatePublicKey: crypto.validatePrincipalPublicKey,
     });
-    await principals.ensureAdmins(config.adminKeys.map((k) => ({ ...k, name: 'configured administrator' })));
+    if (worker === undefined) await principals.ensureAdmins(config.adminKeys.map((k) => ({ ...k, name: 'configured administrator' })));
     const keys = new KeyService({
       store,
       clock,
@@ -213,6 +241,24 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     const rpc = new ApplianceRpc({ auth, principals, keys, signing, receipts, attestation, people, policies, audit, delegations, serviceSessions, auditReaders: config.auditReaders });
     if (sim !== undefined) await writeDevPolicy(config.tee.kind === 'simulator' ? config.tee.dir : '', sim, attestation, logger);
 
+    // Consumed nonces are only needed while their stamps could still be accepted. (One process
+    // prunes: the owner of a cluster, or the single process.)
+    if (worker === undefined) {
+      const prune = setInterval(() => {
+        store.pruneNonces(clock.now()).catch((err: unknown) => logger.error({ err }, 'nonce pruning failed'));
+        store.pruneDocs(clock.now()).catch((err: unknown) => logger.error({ err }, 'challenge and session pruning failed'));
+      }, 60_000);
+      prune.unref();
+      cleanups.push(() => clearInterval(prune));
+    }
+    let closed: Promise<void> | undefined;
+    const close = () => (closed ??= closeAll());
+
+    if (role?.kind === 'owner') {
+      const teeEndpoint = endpoint;
+      return { connectPort: 0, grpcPort: 0, identityPublicKey, logger, owned: { store, serviceSessions, collateral, teeEndpoint }, close };
+    }
+
     const limits = {
       maxRequestBytes: config.maxRequestBytes,
       maxResponseBytes: 4 * config.maxRequestBytes,
@@ -227,26 +273,11 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     cleanups.push(() => grpc.close());
     if (config.origins === undefined) origins = [`http://localhost:${connect.port}`];
 
-    // Consumed nonces are only needed while their stamps could still be accepted.
-    const prune = setInterval(() => {
-      store.pruneNonces(clock.now()).catch((err: unknown) => logger.error({ err }, 'nonce pruning failed'));
-      store.pruneDocs(clock.now()).catch((err: unknown) => logger.error({ err }, 'challenge and session pruning failed'));
-    }, 60_000);
-    prune.unref();
-    cleanups.push(() => clearInterval(prune));
-
     logger.info(
       { connect: `${config.host}:${connect.port}`, grpc: `${config.host}:${grpc.port}`, registration: config.registration, rpId: config.rpId, origins },
-      'appliance listening',
+      worker === undefined ? 'appliance listening' : 'worker listening',
     );
-    let closed: Promise<void> | undefined;
-    return {
-      connectPort: connect.port,
-      grpcPort: grpc.port,
-      identityPublicKey,
-      logger,
-      close: () => (closed ??= closeAll()),
-    };
+    return { connectPort: connect.port, grpcPort: grpc.port, identityPublicKey, logger, close };
   } catch (err) {
     await closeAll();
     throw err;

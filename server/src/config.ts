@@ -2,6 +2,7 @@
 // default; the development defaults (embedded simulator, open registration) are chosen only when
 // no real TEE is configured, and production (OPENKEY_TEE=dstack) defaults to admin registration.
 
+import { availableParallelism } from 'node:os';
 import { fromHex } from './core/bytes.ts';
 import type { PrincipalAlgorithm } from './core/ports.ts';
 import type { RegistrationMode } from './core/principals.ts';
@@ -56,6 +57,11 @@ export interface Config {
   readonly siweDomain: string;
   /** Serve the passkey web page (clients/web) at / on the Connect port. */
   readonly webPage: boolean;
+  /**
+   * Processes that serve calls (server/src/cluster). 1: one process does everything. n ≥ 2: n
+   * workers share the listening ports and one owner process holds the store and service sessions.
+   */
+  readonly workers: number;
 }
 
 export class ConfigError extends Error {
@@ -131,7 +137,15 @@ export function loadConfig(env: Env = process.env): Config {
     siweDomain: siweDomain(env['OPENKEY_SIWE_DOMAIN'] || env['OPENKEY_RP_ID'] || 'localhost'),
     auditReaders: auditReaders(env['OPENKEY_AUDIT_READERS'] || (tee.kind === 'simulator' ? 'any' : 'admin')),
     webPage: onOff(env, 'OPENKEY_WEB_PAGE', true),
+    workers: workers(env['OPENKEY_WORKERS']),
   };
+}
+
+/** OPENKEY_WORKERS: a count, or "auto" (the default): one per core the process may use. */
+function workers(raw: string | undefined): number {
+  if (raw === undefined || raw === '' || raw === 'auto') return Math.max(1, Math.min(64, availableParallelism()));
+  if (!/^[0-9]+$/.test(raw) || Number(raw) < 1 || Number(raw) > 64) throw new ConfigError('OPENKEY_WORKERS must be "auto" or an integer between 1 and 64');
+  return Number(raw);
 }
 
 function rpId(v: string): string {

@@ -1,11 +1,15 @@
 // `npm start`: loads configuration from the environment, starts the appliance, and shuts it down
 // cleanly on SIGINT/SIGTERM (listeners stop accepting, in-flight calls drain, the store closes).
+// With OPENKEY_WORKERS ≥ 2 (default: one per core) this process becomes the cluster's store owner
+// and forks the workers that serve calls (cluster/cluster.ts); a forked worker runs this file too.
 
+import cluster from 'node:cluster';
 import { startAppliance } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { runWorker, startCluster } from './cluster/cluster.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
 
 async function main(): Promise<void> {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (e) {
@@ -15,7 +19,8 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const appliance = await startAppliance(config);
+  if (cluster.isWorker) return runWorker(config);
+  const appliance = config.workers > 1 ? await startCluster(config) : await startAppliance(config);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

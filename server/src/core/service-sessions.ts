@@ -49,6 +49,12 @@ export interface OpenedSession {
   readonly expiresAt: number;
 }
 
+/** What the RPC layer and the authenticator use: in-process, or the cluster owner's (cluster/remote.ts). */
+export interface ServiceSessionsPort {
+  open(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number): Promise<OpenedSession>;
+  authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated>;
+}
+
 /** Sequence numbers seen: the highest, and a bitmap of the SESSION_SEQ_WINDOW below it. */
 class SeqWindow {
   #high = 0;
@@ -95,7 +101,7 @@ interface Live {
   readonly window: SeqWindow;
 }
 
-export class ServiceSessions {
+export class ServiceSessions implements ServiceSessionsPort {
   readonly #live = new Map<string, Live>();
   readonly #perPrincipal = new Map<string, number>();
 

@@ -134,7 +134,7 @@ import type { Authenticator, AuthRequest } from '../core/auth.ts';
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
-import type { ServiceSessions } from '../core/service-sessions.ts';
+import type { ServiceSessionsPort } from '../core/service-sessions.ts';
 import type { SignService } from '../core/signing.ts';
 import {
   auditExportToWire,
@@ -181,7 +181,7 @@ export interface ApplianceCore {
   readonly policies: KeyPolicies;
   readonly audit: AuditLog;
   readonly delegations: Delegations;
-  readonly serviceSessions: ServiceSessions;
+  readonly serviceSessions: ServiceSessionsPort;
   /** Who may read the audit log: any authenticated principal, or administrators only. */
   readonly auditReaders: 'any' | 'admin';
 }

@@ -1,0 +1,195 @@
+// The appliance on every core, end to end: `server/src/main.ts` with OPENKEY_WORKERS=2 as its own
+// process tree (one store owner, two workers sharing the ports). Connections land on both workers;
+// signatures from either recover (viem) and carry receipts under the one identity key; a service
+// session opened through one worker authenticates calls on the other, and its sequence numbers are
+// single-use across workers; a revocation is seen at once by every worker; the audit chain written
+// by both stays one verified chain; a killed worker is replaced while the other keeps serving; and
+// SIGTERM under load drains: every call that got a signature has its audit record, and the process
+// tree exits 0.
+
+import { create } from '@bufbuild/protobuf';
+import { createClient } from '@connectrpc/connect';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recoverMessageAddress, type Hex } from 'viem';
+import { KeyAlgorithm } from '../proto/gen/openkey/v1/common_pb.ts';
+import { PrincipalKind, SignOperation } from '../proto/gen/openkey/v1/policy_pb.ts';
+import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts';
+import { SignRequestSchema, type SignResponse } from '../proto/gen/openkey/v1/signing_pb.ts';
+import { AttestService } from '../proto/gen/openkey/v1/attest_pb.ts';
+import { exportAuditLog } from '../clients/src/cli/audit.ts';
+import { createOpenKeyClient, generateCredentials, openServiceSession, receiptInterceptor, requestDigest, SESSION_HEADER, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
+import { verifyAuditExport } from '../server/src/core/audit.ts';
+import { startClusterAppliance, type ClusterAppliance } from './support/cluster.ts';
+import { codeOf } from './support/codes.ts';
+
+const SIGN = '/openkey.v1.SignService/Sign';
+const text = new TextEncoder();
+const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`;
+const signRequest = (keyId: string, message: string) => create(SignRequestSchema, { keyId, payload: { kind: { case: 'personalMessage', value: { message: text.encode(message) } } } });
+
+/** `n` gRPC clients, each its own HTTP/2 connection (so round-robin spreads them over the workers). */
+function grpcClients(app: ClusterAppliance, n: number, credentials?: Credentials, identity?: Uint8Array): OpenKeyClient[] {
+  const interceptors = identity === undefined ? [] : [receiptInterceptor(identity)];
+  return Array.from({ length: n }, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc', interceptors, ...(credentials ? { credentials } : {}) }));
+}
+
+async function identityOf(baseUrl: string): Promise<Uint8Array> {
+  const res = await createClient(AttestService, createOpenKeyClient({ baseUrl }).transport).attest({ nonce: new Uint8Array(32).fill(7) });
+  return res.identityPublicKey;
+}
+
+async function registerService(app: ClusterAppliance, name: string): Promise<{ creds: Credentials; client: OpenKeyClient; keyId: string; address: string }> {
+  const creds = generateCredentials('ed25519');
+  const client = createOpenKeyClient({ baseUrl: app.connectUrl, credentials: creds });
+  await client.principals.createPrincipal({ algorithm: PrincipalKeyAlgorithm.ED25519, publicKey: creds.publicKey, name });
+  const key = (await client.keys.sealKey({ algorithm: KeyAlgorithm.SECP256K1, label: name })).key;
+  return { creds, client, keyId: key?.keyId ?? '', address: key?.address ?? '' };
+}
+
+/** The worker pids that logged a rejected call since `from` (each rejected call logs its worker). */
+function rejectingWorkers(app: ClusterAppliance, from: number): Set<number> {
+  return new Set(app.lines.slice(from).filter((l) => l.msg === 'call rejected' && typeof l.pid === 'number').map((l) => l.pid as number));
+}
+
+describe('cluster: two workers and a store owner', () => {
+  let app: ClusterAppliance;
+  let identity: Uint8Array;
+  let svc: Awaited<ReturnType<typeof registerService>>;
+
+  beforeAll(async () => {
+    app = await startClusterAppliance({ workers: 2 });
+    svc = await registerService(app, 'cluster-service');
+    identity = await identityOf(app.connectUrl);
+    expect(identity).toHaveLength(32);
+  }, 120_000);
+  afterAll(async () => app.dispose());
+
+  it('starts two workers on the same ports, and connections reach both', async () => {
+    expect(app.workerPids()).toHaveLength(2);
+    expect(new Set(app.workerPids()).size).toBe(2);
+    // A call with a malformed stamp is rejected and logged by the worker that took the connection.
+    const mark = app.lines.length;
+    for (const c of grpcClients(app, 8)) {
+      expect(await codeOf(c.signing.sign(signRequest(svc.keyId, 'x'), { headers: { 'openkey-stamp': 'garbage' } }))).toBe('UNAUTHENTICATED');
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(rejectingWorkers(app, mark)).toEqual(new Set(app.workerPids()));
+  });
+
+  it('signs on every worker: viem recovers each signature, every receipt verifies under the one identity key', async () => {
+    // The receipt interceptor rejects any response whose receipt does not verify under `identity`.
+    const clients = grpcClients(app, 6, svc.creds, identity);
+    const results = await Promise.all(
+      Array.from({ length: 60 }, async (_, i) => {
+        const req = signRequest(svc.keyId, `cluster message ${i}`);
+        const res: SignResponse = await (clients[i % clients.length] as OpenKeyClient).signing.sign(req);
+        return { i, req, res };
+      }),
+    );
+    for (const { i, req, res } of results) {
+      expect(await recoverMessageAddress({ message: `cluster message ${i}`, signature: hex(res.signature) })).toBe(svc.address);
+      expect(Buffer.from(res.receipt?.requestDigest ?? new Uint8Array()).equals(Buffer.from(requestDigest(SignRequestSchema, req)))).toBe(true);
+    }
+  });
+
+  it('a service session works on every worker, and each sequence number is accepted once across them', async () => {
+    const session = await openServiceSession(svc.client.principals);
+    const clients = grpcClients(app, 4);
+    const req = signRequest(svc.keyId, 'session across workers');
+    const digest = requestDigest(SignRequestSchema, req);
+    // Every connection (both workers) accepts fresh numbers.
+    for (const c of clients) {
+      const res = await c.signing.sign(req, { headers: { [SESSION_HEADER]: session.stampDigest(SIGN, digest) } });
+      expect(await recoverMessageAddress({ message: 'session across workers', signature: hex(res.signature) })).toBe(svc.address);
+    }
+    // One header, replayed on every connection: exactly the first use succeeds.
+    const header = session.stampDigest(SIGN, digest);
+    const codes = [];
+    for (const c of clients) codes.push(await codeOf(c.signing.sign(req, { headers: { [SESSION_HEADER]: header } })));
+    expect(codes).toEqual(['no-error', 'STAMP_REPLAYED', 'STAMP_REPLAYED', 'STAMP_REPLAYED']);
+  });
+
+  it('a revocation is seen at once by every worker', async () => {
+    const grantee = generateCredentials('ed25519');
+    await createOpenKeyClient({ baseUrl: app.connectUrl, credentials: grantee }).principals.createPrincipal({ algorithm: PrincipalKeyAlgorithm.ED25519, publicKey: grantee.publicKey, name: 'grantee' });
+    await svc.client.policy.grant({ keyId: svc.keyId, grant: { id: 'g', principal: { kind: PrincipalKind.SERVICE, id: grantee.principalId }, rule: { operations: [SignOperation.PERSONAL_SIGN] } } });
+    const clients = grpcClients(app, 4, grantee);
+    for (const c of clients) expect(await codeOf(c.signing.sign(signRequest(svc.keyId, 'granted')))).toBe('no-error');
+    await svc.client.policy.revoke({ keyId: svc.keyId, grantId: 'g' });
+    for (const c of clients) expect(await codeOf(c.signing.sign(signRequest(svc.keyId, 'revoked')))).toBe('KEY_NOT_FOUND');
+  });
+
+  it('both workers append to one audit chain, which verifies end to end', async () => {
+    const { export: exp } = await exportAuditLog(svc.client.audit, { from: 1 });
+    expect(verifyAuditExport(exp, identity)).toMatchObject({ ok: true, from: 1, to: exp.records.length });
+    const seqs = exp.records.map((r) => r.seq);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+    // 60 + 4 + 1 signatures by the service itself so far, all allowed by its ownership.
+    expect(exp.records.filter((r) => r.operation === 'personal_sign' && r.principal === svc.creds.principalId && r.decision === 'allow')).toHaveLength(65);
+  });
+
+  it('a killed worker is replaced; the other keeps serving meanwhile', async () => {
+    const [victim] = app.workerPids();
+    expect(victim).toBeDefined();
+    process.kill(victim as number, 'SIGKILL');
+    const replaced = app.waitFor((l) => l.msg === 'worker listening' && l.pid !== undefined && !app.workerPids().slice(0, 2).includes(l.pid), 60_000);
+    // Once the owner has noticed, fresh connections reach the surviving worker while the
+    // replacement starts. (A connection handed out in the instant before is lost with the worker.)
+    await app.waitFor((l) => l.msg === 'worker died; starting a replacement', 10_000);
+    const during = await Promise.all(grpcClients(app, 3, svc.creds).map((c) => codeOf(c.signing.sign(signRequest(svc.keyId, 'during'), { timeoutMs: 10_000 }))));
+    expect(during).toEqual(['no-error', 'no-error', 'no-error']);
+    const line = await replaced;
+    expect(line.pid).not.toBe(victim);
+    const after = await Promise.all(grpcClients(app, 4, svc.creds).map((c) => codeOf(c.signing.sign(signRequest(svc.keyId, 'after'), { timeoutMs: 10_000 }))));
+    expect(after).toEqual(['no-error', 'no-error', 'no-error', 'no-error']);
+  }, 90_000);
+});
+
+describe('cluster: SIGTERM under load', () => {
+  it('drains: every signature returned has its audit record, and the tree exits 0', async () => {
+    const app = await startClusterAppliance({ workers: 2 });
+    try {
+      const svc = await registerService(app, 'drain-service');
+      const clients = grpcClients(app, 8, svc.creds);
+      let stopped = false;
+      const signed: string[] = [];
+      const failures: string[] = [];
+      const loops = clients.map(async (c, w) => {
+        for (let i = 0; !stopped; i++) {
+          const message = `drain ${w}.${i}`;
+          try {
+            await c.signing.sign(signRequest(svc.keyId, message));
+            signed.push(message);
+          } catch (e) {
+            failures.push((await codeOf(Promise.reject(e))) ?? 'unknown');
+            return; // the listener is closing: this loop is done
+          }
+        }
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      const exit = app.stop('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      stopped = true;
+      await Promise.all(loops);
+      expect(await exit).toEqual({ code: 0, signal: null });
+      expect(signed.length).toBeGreaterThan(20);
+      // Calls refused while draining fail as unavailable (no status from a closing server), never as a policy error.
+      for (const f of failures) expect(f).toMatch(/^status:|^no-error$/);
+
+      // Restart single-process on the same data: every returned signature is in the chain.
+      const again = await startClusterAppliance({ workers: 1, dataDir: app.dataDir });
+      try {
+        const reader = createOpenKeyClient({ baseUrl: again.connectUrl, credentials: svc.creds });
+        const { export: exp } = await exportAuditLog(reader.audit, { from: 1 });
+        const identity = await identityOf(again.connectUrl);
+        expect(verifyAuditExport(exp, identity)).toMatchObject({ ok: true });
+        const recorded = new Set(exp.records.filter((r) => r.operation === 'personal_sign' && r.decision === 'allow').map((r) => Buffer.from(r.requestDigest).toString('hex')));
+        for (const m of signed) expect(recorded.has(Buffer.from(requestDigest(SignRequestSchema, signRequest(svc.keyId, m))).toString('hex')), m).toBe(true);
+      } finally {
+        await again.stop('SIGTERM');
+      }
+    } finally {
+      await app.dispose();
+    }
+  }, 120_000);
+});
