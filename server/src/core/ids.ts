@@ -16,6 +16,10 @@ export function newKeyId(random: Random): string {
 }
 
 /** A syntactically valid key id, or KEY_NOT_FOUND: a malformed id names no key anyone may use. */
+export function isKeyId(id: string): boolean {
+  return KEY_ID_RE.test(id);
+}
+
 export function checkKeyId(id: string): string {
   if (!KEY_ID_RE.test(id)) throw new OpenKeyError(id === '' ? 'MISSING_FIELD' : 'KEY_NOT_FOUND', 'key_id');
   return id;

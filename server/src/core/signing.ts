@@ -9,7 +9,7 @@ import { commitAudited, denialAudit, type AuditedItem } from './audit.ts';
 import type { Authenticated } from './auth.ts';
 import { zeroize } from './bytes.ts';
 import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
-import { checkKeyId } from './ids.ts';
+import { checkKeyId, isKeyId } from './ids.ts';
 import type { KeyPolicies } from './key-policies.ts';
 import type { UnsealedKeyCache } from './key-cache.ts';
 import type { KeyService } from './keys.ts';
@@ -72,18 +72,40 @@ interface Prepared {
 export class SignService {
   constructor(private readonly o: SignServiceOptions) {}
 
-  async sign(auth: Authenticated, item: SignItem, approval: ApprovalVerifier = noApproval): Promise<Signature> {
+  /**
+   * `auth` may still be in progress: the key record and policy are read meanwhile (one round trip
+   * to a cluster's store owner instead of three), and nothing is decided before it succeeds.
+   */
+  async sign(auth: Authenticated | Promise<Authenticated>, item: SignItem, approval: ApprovalVerifier = noApproval): Promise<Signature> {
     const [sig] = await this.decideAndSign(auth, [item], approval);
     return sig as Signature;
   }
 
-  async signBatch(auth: Authenticated, items: readonly SignItem[], approval: ApprovalVerifier = noApproval): Promise<Signature[]> {
-    if (items.length === 0) throw new OpenKeyError('MISSING_FIELD', 'items');
-    if (items.length > MAX_BATCH_ITEMS) throw new OpenKeyError('PAYLOAD_TOO_LARGE', `batch of ${items.length} > ${MAX_BATCH_ITEMS}`);
+  async signBatch(auth: Authenticated | Promise<Authenticated>, items: readonly SignItem[], approval: ApprovalVerifier = noApproval): Promise<Signature[]> {
+    if (items.length === 0 || items.length > MAX_BATCH_ITEMS) {
+      await auth; // an unauthenticated caller learns nothing about the batch rules
+      if (items.length === 0) throw new OpenKeyError('MISSING_FIELD', 'items');
+      throw new OpenKeyError('PAYLOAD_TOO_LARGE', `batch of ${items.length} > ${MAX_BATCH_ITEMS}`);
+    }
     return this.decideAndSign(auth, items, approval);
   }
 
-  private async decideAndSign(auth: Authenticated, items: readonly SignItem[], approval: ApprovalVerifier): Promise<Signature[]> {
+  private async decideAndSign(pendingAuth: Authenticated | Promise<Authenticated>, items: readonly SignItem[], approval: ApprovalVerifier): Promise<Signature[]> {
+    // One read per distinct key (a batch usually signs with one key), for the record and the
+    // policy, started before authentication finishes; their results are used only after it.
+    const records = new Map<string, Promise<KeyRecord | undefined>>();
+    const loaded = new Map<string, Promise<unknown>>();
+    for (const item of items) {
+      if (!isKeyId(item.keyId) || records.has(item.keyId)) continue;
+      const record = this.o.store.getKey(item.keyId);
+      const policy = this.o.policies.load(item.keyId);
+      // Settled here too, so a read that fails while authentication fails is not left unhandled.
+      record.catch(() => undefined);
+      policy.catch(() => undefined);
+      records.set(item.keyId, record);
+      loaded.set(item.keyId, policy);
+    }
+    const auth = await pendingAuth;
     const now = this.o.clock.now();
     const prepared: Prepared[] = [];
     let check: ApprovalCheck | undefined;
@@ -95,11 +117,8 @@ export class SignService {
       await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, code)], { signal: auth.signal });
     };
     try {
-      // One read per distinct key (a batch usually signs with one key), for the record and the policy.
-      const records = new Map<string, Promise<KeyRecord | undefined>>();
       for (const item of items) prepared.push(await this.prepare(item, records));
       check = await approval();
-      const loaded = new Map<string, Promise<unknown>>();
       const policyOf = (keyId: string): Promise<unknown> => {
         let p = loaded.get(keyId);
         if (p === undefined) loaded.set(keyId, (p = this.o.policies.load(keyId)));

@@ -259,9 +259,12 @@ export class ApplianceRpc {
 
   async sign(req: SignRequest, meta: CallMeta): Promise<SignResponse> {
     const ar = authRequest(METHODS.sign, messageDigest(SignRequestSchema, req), meta);
-    const auth = await this.core.auth.authenticate(ar);
+    // Not awaited here: signing reads the key and its policy while the caller is authenticated.
+    const auth = this.core.auth.authenticate(ar);
+    auth.catch(() => undefined); // handled below, whichever await reaches it first
+    const item = await afterAuth(auth, () => signItemFromWire(req));
     const approval = this.approvalOf(METHODS.sign, SignRequestSchema, req);
-    const sig = await this.core.signing.sign(auth, signItemFromWire(req), approval);
+    const sig = await this.core.signing.sign(auth, item, approval);
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
     res.receipt = this.receipt(ar, SignResponseSchema, res, sig.keyId);
     return res;
@@ -269,10 +272,15 @@ export class ApplianceRpc {
 
   async signBatch(req: SignBatchRequest, meta: CallMeta): Promise<SignBatchResponse> {
     const ar = authRequest(METHODS.signBatch, messageDigest(SignBatchRequestSchema, req), meta);
-    const auth = await this.core.auth.authenticate(ar);
-    if (req.items.some((i) => i.approval !== undefined)) throw new OpenKeyError('MALFORMED_REQUEST', 'items[].approval: approve the batch instead');
+    const auth = this.core.auth.authenticate(ar);
+    auth.catch(() => undefined); // handled below, whichever await reaches it first
+    if (req.items.some((i) => i.approval !== undefined)) {
+      await auth;
+      throw new OpenKeyError('MALFORMED_REQUEST', 'items[].approval: approve the batch instead');
+    }
+    const items = await afterAuth(auth, () => req.items.map(signItemFromWire));
     const approval = this.approvalOf(METHODS.signBatch, SignBatchRequestSchema, req);
-    const sigs = await this.core.signing.signBatch(auth, req.items.map(signItemFromWire), approval);
+    const sigs = await this.core.signing.signBatch(auth, items, approval);
     const res = create(SignBatchResponseSchema, {
       results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
     });
@@ -485,6 +493,19 @@ export class ApplianceRpc {
         decision: 'allow',
       }),
     );
+  }
+}
+
+/**
+ * `convert()`'s value, or its error once `auth` has settled: an unauthenticated caller hears
+ * about its authentication first, whatever else is wrong with the request.
+ */
+async function afterAuth<T>(auth: Promise<unknown>, convert: () => T): Promise<T> {
+  try {
+    return convert();
+  } catch (e) {
+    await auth;
+    throw e;
   }
 }
 
