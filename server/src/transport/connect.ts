@@ -7,6 +7,7 @@
 
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from '@connectrpc/connect';
 import { connectNodeAdapter } from '@connectrpc/connect-node';
+import { setMaxListeners } from 'node:events';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -142,6 +143,9 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight, drai
 /** Starts the Connect listener on `host:port` (port 0 picks a free one). */
 export async function startConnectServer(o: ConnectServerOptions, host: string, port: number): Promise<RunningServer> {
   const shutdown = new AbortController();
+  // connect-node links every call's context (long-lived SignStreams included) to this signal: many
+  // listeners are the normal case here, not a leak, so Node's warning at 11 is switched off.
+  setMaxListeners(0, shutdown.signal);
   const draining = new AbortController();
   const inFlight = new InFlight();
   const handler = connectNodeAdapter({
