@@ -167,6 +167,19 @@ export class ServiceSessions implements ServiceSessionsPort {
     };
   }
 
+  /**
+   * How long session `id` still lives, in milliseconds; 0 once it has ended (expired, cleared, or
+   * never existed). Cheap enough to ask before every message of a stream the session opened.
+   */
+  remainingMs(id: string): number {
+    const live = this.#live.get(id);
+    if (live === undefined) return 0;
+    const left = live.expiresAt - this.o.clock.now();
+    if (left > 0) return left;
+    this.#end(id, live);
+    return 0;
+  }
+
   /** Ends sessions whose time is up; returns how many. */
   sweep(now: number): number {
     let n = 0;

@@ -130,7 +130,7 @@ import type { ApprovalCheck, People } from '../core/people.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { AttestRequest, AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import type { AttestationService } from '../core/attestation.ts';
-import type { Authenticator, AuthRequest } from '../core/auth.ts';
+import type { Authenticated, Authenticator, AuthRequest } from '../core/auth.ts';
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
@@ -194,6 +194,7 @@ export const METHODS = {
   getImportKey: '/openkey.v1.KeyService/GetImportKey',
   sign: '/openkey.v1.SignService/Sign',
   signBatch: '/openkey.v1.SignService/SignBatch',
+  signStream: '/openkey.v1.SignService/SignStream',
   createPrincipal: '/openkey.v1.PrincipalService/CreatePrincipal',
   whoAmI: '/openkey.v1.PrincipalService/WhoAmI',
   openSession: '/openkey.v1.PrincipalService/OpenSession',
@@ -221,6 +222,20 @@ export const METHODS = {
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
 export function messageDigest<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
   return new Uint8Array(createHash('sha256').update(toBinary(schema, message)).digest());
+}
+
+/** SHA-256 of the empty string: the body digest a SignStream's opening session header covers. */
+const EMPTY_BODY_DIGEST = new Uint8Array(createHash('sha256').digest());
+
+/**
+ * A SignStream after its one authentication. transport/sign-stream.ts drives it: it asks
+ * `remainingMs` before each message and hands each message to `sign`.
+ */
+export interface SignStreamSession {
+  /** How long the stream's service session still lives, milliseconds; 0 once it has ended. */
+  remainingMs(): number;
+  /** Decides and signs one message exactly like unary Sign, under the stream's authentication. */
+  sign(req: SignRequest | undefined, signal: AbortSignal): Promise<SignResponse>;
 }
 
 export class ApplianceRpc {
@@ -285,6 +300,41 @@ export class ApplianceRpc {
       results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
     });
     res.receipt = this.receipt(ar, SignBatchResponseSchema, res, '');
+    return res;
+  }
+
+  /**
+   * Authenticates a SignStream once, when it opens: only a service session will do, its header
+   * computed over the method and the empty body. Authenticating consumes the header's sequence
+   * number, so the same opening cannot be replayed; the messages that follow belong to this
+   * authenticated stream and carry no MAC of their own.
+   */
+  async openSignStream(meta: CallMeta): Promise<SignStreamSession> {
+    if (meta.sessionStamp === undefined || meta.sessionStamp === '') throw new OpenKeyError('UNAUTHENTICATED', 'SignStream requires a service session');
+    const auth = await this.core.auth.authenticate(authRequest(METHODS.signStream, EMPTY_BODY_DIGEST, meta));
+    const session = auth.serviceSession;
+    // Only a service session reaches here today; refuse anything else should that ever change.
+    if (session === undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'SignStream requires a service session');
+    const sessions = this.core.serviceSessions;
+    return {
+      remainingMs: () => sessions.remainingMs(session.id),
+      sign: (req, signal) => this.signInStream(auth, req, signal),
+    };
+  }
+
+  /**
+   * One stream message: the same decision as unary Sign, audited under the stream's principal,
+   * with this message's own request digest and no nonce (the session's sequence number was spent
+   * when the stream opened). Approvals belong to unary Sign, where the approved request is the call.
+   */
+  private async signInStream(opened: Authenticated, req: SignRequest | undefined, signal: AbortSignal): Promise<SignResponse> {
+    if (req === undefined) throw new OpenKeyError('MISSING_FIELD', 'request');
+    if (req.approval !== undefined) throw new OpenKeyError('MALFORMED_REQUEST', 'request.approval: approve through unary Sign');
+    const requestDigest = messageDigest(SignRequestSchema, req);
+    const auth: Authenticated = { ...opened, requestDigest, nonceChanges: [], signal };
+    const sig = await this.core.signing.sign(auth, signItemFromWire(req));
+    const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
+    res.receipt = this.receipt({ method: METHODS.signStream, bodyDigest: requestDigest, stamp: undefined }, SignResponseSchema, res, sig.keyId);
     return res;
   }
 

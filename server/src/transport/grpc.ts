@@ -1,10 +1,12 @@
 // Plain gRPC for service-to-service callers through @grpc/grpc-js, which costs several times less
 // server CPU per call than connect-node's gRPC path on Node 20 (shared/reference/perf-baselines.md
 // §5b). Messages are (de)serialized with the same generated protobuf-es schemas the Connect side
-// uses; handlers call the same ApplianceRpc through invoke().
+// uses; unary handlers call the same ApplianceRpc through invoke(), and SignStream is served by
+// the shared stream driver (sign-stream.ts).
 
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
+import { once } from 'node:events';
 import { AttestService } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import { AuditService } from '../../../proto/gen/openkey/v1/audit_pb.ts';
 import { DelegationService } from '../../../proto/gen/openkey/v1/delegation_pb.ts';
@@ -12,15 +14,16 @@ import { PasskeyService } from '../../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { PolicyService } from '../../../proto/gen/openkey/v1/policy_pb.ts';
 import { KeyService } from '../../../proto/gen/openkey/v1/keys_pb.ts';
 import { PrincipalService } from '../../../proto/gen/openkey/v1/principals_pb.ts';
-import { SignService } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import { SignService, type SignStreamRequest, type SignStreamResponse } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { SESSION_HEADER } from '../../../proto/protocol/session-stamp.ts';
 import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
 import type { RunningServer } from './connect.ts';
-import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER } from './error-map.ts';
+import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER, toWireError, type WireError } from './error-map.ts';
 import { invoke, newMeta, type TransportLimits } from './invoke.ts';
+import { serveSignStream } from './sign-stream.ts';
 
 export interface GrpcServerOptions {
   readonly rpc: ApplianceRpc;
@@ -42,13 +45,14 @@ function definitionFor(service: DescService): grpc.ServiceDefinition {
   // The request side may carry the MALFORMED marker instead of a message.
   const def: Record<string, grpc.MethodDefinition<MessageShape<DescMessage> | typeof MALFORMED, MessageShape<DescMessage>>> = {};
   for (const m of service.methods) {
-    if (m.methodKind !== 'unary') continue;
+    if (m.methodKind !== 'unary' && m.methodKind !== 'bidi_streaming') continue;
+    const streaming = m.methodKind === 'bidi_streaming';
     const input: DescMessage = m.input;
     const output: DescMessage = m.output;
     def[m.localName] = {
       path: `/${service.typeName}/${m.name}`,
-      requestStream: false,
-      responseStream: false,
+      requestStream: streaming,
+      responseStream: streaming,
       requestSerialize: (v: MessageShape<DescMessage> | typeof MALFORMED) => Buffer.from(v === MALFORMED ? new Uint8Array(0) : toBinary(input, v)),
       requestDeserialize: (b: Buffer): MessageShape<DescMessage> | typeof MALFORMED => {
         try {
@@ -64,6 +68,21 @@ function definitionFor(service: DescService): grpc.ServiceDefinition {
   return def;
 }
 
+/** What the appliance reads from a call's metadata. */
+function metaOf(metadata: grpc.Metadata): CallMeta {
+  const stamp = metadata.get(STAMP_HEADER)[0];
+  const session = metadata.get(SESSION_HEADER)[0];
+  return newMeta(typeof stamp === 'string' ? stamp : undefined, typeof session === 'string' ? session : undefined);
+}
+
+/** The status a failed call ends with: its RPC code, and the appliance code in the trailers. */
+function statusOf(error: WireError): grpc.StatusObject {
+  const md = new grpc.Metadata();
+  md.set(ERROR_CODE_HEADER, error.code);
+  if (error.retryAfterMs !== undefined) md.set(RETRY_AFTER_HEADER, String(error.retryAfterMs));
+  return { code: error.status, details: error.message, metadata: md };
+}
+
 export function grpcImplementation(
   service: DescService,
   impl: Impl,
@@ -75,9 +94,7 @@ export function grpcImplementation(
     if (fn === undefined) continue;
     const path = `/${service.typeName}/${m.name}`;
     const handler: grpc.handleUnaryCall<unknown, unknown> = (call, callback) => {
-      const stamp = call.metadata.get(STAMP_HEADER)[0];
-      const session = call.metadata.get(SESSION_HEADER)[0];
-      const meta = newMeta(typeof stamp === 'string' ? stamp : undefined, typeof session === 'string' ? session : undefined);
+      const meta = metaOf(call.metadata);
       const request = call.request;
       const run = (signal: AbortSignal) =>
         request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, { ...meta, signal });
@@ -89,15 +106,48 @@ export function grpcImplementation(
           callback(null, res.value);
           return;
         }
-        const md = new grpc.Metadata();
-        md.set(ERROR_CODE_HEADER, res.error.code);
-        if (res.error.retryAfterMs !== undefined) md.set(RETRY_AFTER_HEADER, String(res.error.retryAfterMs));
-        callback({ code: res.error.status, details: res.error.message, metadata: md }, null);
+        callback(statusOf(res.error), null);
       });
     };
     out[m.localName] = handler;
   }
   return out;
+}
+
+/** The request messages of a grpc-js stream; a message that did not decode ends the stream. */
+async function* streamRequests(call: grpc.ServerDuplexStream<SignStreamRequest | typeof MALFORMED, SignStreamResponse>): AsyncGenerator<SignStreamRequest> {
+  // Leaving the loop must not destroy the call: its write side still has answers and a status to send.
+  for await (const m of call.iterator({ destroyOnReturn: false }) as AsyncIterable<SignStreamRequest | typeof MALFORMED>) {
+    if (m === MALFORMED) throw new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message');
+    yield m;
+  }
+}
+
+/** SignService.SignStream over grpc-js: the shared driver's answers, written with back-pressure. */
+function signStreamHandler(o: GrpcServerOptions, draining: AbortSignal): grpc.handleBidiStreamingCall<SignStreamRequest | typeof MALFORMED, SignStreamResponse> {
+  return (call) => {
+    const gone = new AbortController();
+    call.once('cancelled', () => gone.abort());
+    const answers = serveSignStream(metaOf(call.metadata), streamRequests(call), {
+      open: (meta) => o.rpc.openSignStream(meta),
+      limits: o.limits,
+      logger: o.logger,
+      gone: gone.signal,
+      draining,
+    });
+    void (async () => {
+      try {
+        for await (const a of answers) {
+          // A client that does not read its answers holds up the driver (and with it, reading).
+          if (!call.write(a)) await once(call, 'drain', { signal: gone.signal }).catch(() => undefined); // aborted: the loop sees CANCELLED next
+        }
+        call.end();
+      } catch (e) {
+        // A client that went away hears nothing; anyone else gets the code the stream ended with.
+        if (!gone.signal.aborted) call.emit('error', statusOf(toWireError(e)));
+      }
+    })();
+  };
 }
 
 export async function startGrpcServer(o: GrpcServerOptions, host: string, port: number): Promise<RunningServer> {
@@ -117,10 +167,12 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
       getImportKey: (r, m) => rpc.getImportKey(r, m),
     }, o),
   );
-  server.addService(
-    definitionFor(SignService),
-    grpcImplementation(SignService, { sign: (r, m) => rpc.sign(r, m), signBatch: (r, m) => rpc.signBatch(r, m) }, o),
-  );
+  // Open SignStreams stop reading, answer what is in progress and end when the server shuts down.
+  const draining = new AbortController();
+  server.addService(definitionFor(SignService), {
+    ...grpcImplementation(SignService, { sign: (r, m) => rpc.sign(r, m), signBatch: (r, m) => rpc.signBatch(r, m) }, o),
+    signStream: signStreamHandler(o, draining.signal),
+  });
   server.addService(
     definitionFor(PrincipalService),
     grpcImplementation(PrincipalService, {
@@ -172,6 +224,7 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
     port: bound,
     close: () =>
       new Promise<void>((resolve) => {
+        draining.abort();
         // Drain in-flight calls; force after the call timeout.
         const force = setTimeout(() => server.forceShutdown(), o.limits.callTimeoutMs);
         server.tryShutdown(() => {

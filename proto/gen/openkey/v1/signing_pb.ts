@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openkey/v1/signing.proto.
  */
 export const file_openkey_v1_signing: GenFile = /*@__PURE__*/
-  fileDesc("ChhvcGVua2V5L3YxL3NpZ25pbmcucHJvdG8SCm9wZW5rZXkudjEiIgoPUGVyc29uYWxNZXNzYWdlEg8KB21lc3NhZ2UYASABKAwiGQoJVHlwZWREYXRhEgwKBGpzb24YASABKAkirAEKC1NpZ25QYXlsb2FkEjcKEHBlcnNvbmFsX21lc3NhZ2UYASABKAsyGy5vcGVua2V5LnYxLlBlcnNvbmFsTWVzc2FnZUgAEisKCnR5cGVkX2RhdGEYAiABKAsyFS5vcGVua2V5LnYxLlR5cGVkRGF0YUgAEhQKCnJhd19kaWdlc3QYAyABKAxIABIZCg9lZDI1NTE5X21lc3NhZ2UYBCABKAxIAEIGCgRraW5kInYKC1NpZ25SZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIoCgdwYXlsb2FkGAIgASgLMhcub3BlbmtleS52MS5TaWduUGF5bG9hZBItCghhcHByb3ZhbBgDIAEoCzIbLm9wZW5rZXkudjEuUGFzc2tleUFwcHJvdmFsImcKDFNpZ25SZXNwb25zZRIRCglzaWduYXR1cmUYASABKAwSDgoGZGlnZXN0GAIgASgMEg4KBmtleV9pZBgDIAEoCRIkCgdyZWNlaXB0GAQgASgLMhMub3BlbmtleS52MS5SZWNlaXB0ImkKEFNpZ25CYXRjaFJlcXVlc3QSJgoFaXRlbXMYASADKAsyFy5vcGVua2V5LnYxLlNpZ25SZXF1ZXN0Ei0KCGFwcHJvdmFsGAIgASgLMhsub3BlbmtleS52MS5QYXNza2V5QXBwcm92YWwiZAoRU2lnbkJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLm9wZW5rZXkudjEuU2lnblJlc3BvbnNlEiQKB3JlY2VpcHQYAiABKAsyEy5vcGVua2V5LnYxLlJlY2VpcHQykgEKC1NpZ25TZXJ2aWNlEjkKBFNpZ24SFy5vcGVua2V5LnYxLlNpZ25SZXF1ZXN0Ghgub3BlbmtleS52MS5TaWduUmVzcG9uc2USSAoJU2lnbkJhdGNoEhwub3BlbmtleS52MS5TaWduQmF0Y2hSZXF1ZXN0Gh0ub3BlbmtleS52MS5TaWduQmF0Y2hSZXNwb25zZWIGcHJvdG8z", [file_openkey_v1_common]);
+  fileDesc("ChhvcGVua2V5L3YxL3NpZ25pbmcucHJvdG8SCm9wZW5rZXkudjEiIgoPUGVyc29uYWxNZXNzYWdlEg8KB21lc3NhZ2UYASABKAwiGQoJVHlwZWREYXRhEgwKBGpzb24YASABKAkirAEKC1NpZ25QYXlsb2FkEjcKEHBlcnNvbmFsX21lc3NhZ2UYASABKAsyGy5vcGVua2V5LnYxLlBlcnNvbmFsTWVzc2FnZUgAEisKCnR5cGVkX2RhdGEYAiABKAsyFS5vcGVua2V5LnYxLlR5cGVkRGF0YUgAEhQKCnJhd19kaWdlc3QYAyABKAxIABIZCg9lZDI1NTE5X21lc3NhZ2UYBCABKAxIAEIGCgRraW5kInYKC1NpZ25SZXF1ZXN0Eg4KBmtleV9pZBgBIAEoCRIoCgdwYXlsb2FkGAIgASgLMhcub3BlbmtleS52MS5TaWduUGF5bG9hZBItCghhcHByb3ZhbBgDIAEoCzIbLm9wZW5rZXkudjEuUGFzc2tleUFwcHJvdmFsImcKDFNpZ25SZXNwb25zZRIRCglzaWduYXR1cmUYASABKAwSDgoGZGlnZXN0GAIgASgMEg4KBmtleV9pZBgDIAEoCRIkCgdyZWNlaXB0GAQgASgLMhMub3BlbmtleS52MS5SZWNlaXB0ImkKEFNpZ25CYXRjaFJlcXVlc3QSJgoFaXRlbXMYASADKAsyFy5vcGVua2V5LnYxLlNpZ25SZXF1ZXN0Ei0KCGFwcHJvdmFsGAIgASgLMhsub3BlbmtleS52MS5QYXNza2V5QXBwcm92YWwiZAoRU2lnbkJhdGNoUmVzcG9uc2USKQoHcmVzdWx0cxgBIAMoCzIYLm9wZW5rZXkudjEuU2lnblJlc3BvbnNlEiQKB3JlY2VpcHQYAiABKAsyEy5vcGVua2V5LnYxLlJlY2VpcHQiSQoRU2lnblN0cmVhbVJlcXVlc3QSCgoCaWQYASABKAQSKAoHcmVxdWVzdBgCIAEoCzIXLm9wZW5rZXkudjEuU2lnblJlcXVlc3QigQEKElNpZ25TdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoBBIqCgZyZXN1bHQYAiABKAsyGC5vcGVua2V5LnYxLlNpZ25SZXNwb25zZUgAEigKBWVycm9yGAMgASgLMhcub3BlbmtleS52MS5TdHJlYW1FcnJvckgAQgkKB291dGNvbWUiRAoLU3RyZWFtRXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhYKDnJldHJ5X2FmdGVyX21zGAMgASgNMuMBCgtTaWduU2VydmljZRI5CgRTaWduEhcub3BlbmtleS52MS5TaWduUmVxdWVzdBoYLm9wZW5rZXkudjEuU2lnblJlc3BvbnNlEkgKCVNpZ25CYXRjaBIcLm9wZW5rZXkudjEuU2lnbkJhdGNoUmVxdWVzdBodLm9wZW5rZXkudjEuU2lnbkJhdGNoUmVzcG9uc2USTwoKU2lnblN0cmVhbRIdLm9wZW5rZXkudjEuU2lnblN0cmVhbVJlcXVlc3QaHi5vcGVua2V5LnYxLlNpZ25TdHJlYW1SZXNwb25zZSgBMAFiBnByb3RvMw", [file_openkey_v1_common]);
 
 /**
  * An EIP-191 version 0x45 ("personal_sign") message.
@@ -246,6 +246,116 @@ export const SignBatchResponseSchema: GenMessage<SignBatchResponse> = /*@__PURE_
   messageDesc(file_openkey_v1_signing, 6);
 
 /**
+ * One message of a SignStream.
+ *
+ * @generated from message openkey.v1.SignStreamRequest
+ */
+export type SignStreamRequest = Message<"openkey.v1.SignStreamRequest"> & {
+  /**
+   * Chosen by the client to match the answer to this message; non-zero, and not the id of another
+   * message of the same stream that is still in progress.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * What to sign. Its approval field must be empty: approve through unary Sign instead.
+   *
+   * @generated from field: openkey.v1.SignRequest request = 2;
+   */
+  request?: SignRequest | undefined;
+};
+
+/**
+ * Describes the message openkey.v1.SignStreamRequest.
+ * Use `create(SignStreamRequestSchema)` to create a new message.
+ */
+export const SignStreamRequestSchema: GenMessage<SignStreamRequest> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_signing, 7);
+
+/**
+ * The answer to one SignStreamRequest.
+ *
+ * @generated from message openkey.v1.SignStreamResponse
+ */
+export type SignStreamResponse = Message<"openkey.v1.SignStreamResponse"> & {
+  /**
+   * The id of the message this answers.
+   *
+   * @generated from field: uint64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * What became of the message.
+   *
+   * @generated from oneof openkey.v1.SignStreamResponse.outcome
+   */
+  outcome: {
+    /**
+     * The signature, with a receipt of its own.
+     *
+     * @generated from field: openkey.v1.SignResponse result = 2;
+     */
+    value: SignResponse;
+    case: "result";
+  } | {
+    /**
+     * Why the message was refused; the stream goes on.
+     *
+     * @generated from field: openkey.v1.StreamError error = 3;
+     */
+    value: StreamError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message openkey.v1.SignStreamResponse.
+ * Use `create(SignStreamResponseSchema)` to create a new message.
+ */
+export const SignStreamResponseSchema: GenMessage<SignStreamResponse> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_signing, 8);
+
+/**
+ * A refused stream message: what a unary call would have reported as its status.
+ *
+ * @generated from message openkey.v1.StreamError
+ */
+export type StreamError = Message<"openkey.v1.StreamError"> & {
+  /**
+   * The appliance error code, as a unary call would carry it in its `openkey-error-code` header:
+   * e.g. KEY_NOT_FOUND or RATE_LIMITED (policy), PAYLOAD_TOO_LARGE, MALFORMED_REQUEST,
+   * RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED.
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * The code again, or a short safe description; never internal detail.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * For RESOURCE_EXHAUSTED: how long to wait before sending the message again, milliseconds.
+   *
+   * @generated from field: uint32 retry_after_ms = 3;
+   */
+  retryAfterMs: number;
+};
+
+/**
+ * Describes the message openkey.v1.StreamError.
+ * Use `create(StreamErrorSchema)` to create a new message.
+ */
+export const StreamErrorSchema: GenMessage<StreamError> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_signing, 9);
+
+/**
  * Signs typed payloads with a key the caller may use.
  *
  * @generated from service openkey.v1.SignService
@@ -271,6 +381,36 @@ export const SignService: GenService<{
     methodKind: "unary";
     input: typeof SignBatchRequestSchema;
     output: typeof SignBatchResponseSchema;
+  },
+  /**
+   * Signs many payloads over one long-lived stream, for high-rate callers. The stream is
+   * authenticated once, when it is opened, and only by a service session: an `openkey-session`
+   * header whose MAC covers the method "/openkey.v1.SignService/SignStream" and SHA-256 of the
+   * EMPTY body. Opening consumes the header's sequence number, so a recorded stream cannot be
+   * replayed; a request stamp, a person's session or no header is refused with UNAUTHENTICATED
+   * before anything is read. Every later message belongs to that authenticated HTTP/2 stream and
+   * carries no MAC of its own.
+   *
+   * Each message is its own decision, taken exactly like a unary Sign (policy before unsealing, an
+   * audit record durable before the answer, a receipt whose method is this one and whose request
+   * digest is SHA-256 of the message's SignRequest). Messages are processed concurrently and
+   * answered as they finish, possibly out of order: the id correlates them. A refused message is
+   * answered with a StreamError and the stream goes on. At most 256 messages of one stream may be
+   * in progress; the next is answered RESOURCE_EXHAUSTED with a retry hint. Each message also
+   * counts against the appliance's in-flight bound and gets the call timeout of its own.
+   *
+   * The stream ends with SESSION_EXPIRED once the session has ended (messages already in progress
+   * are answered first), with OK when the client half-closes or the server shuts down (again after
+   * answering what is in progress), and with CANCELLED handling when the client goes away (its
+   * queued work is dropped). Served on the gRPC listener, and on the Connect listener over HTTP/2
+   * only (bidirectional streaming needs it; HTTP/1.1 is answered 505).
+   *
+   * @generated from rpc openkey.v1.SignService.SignStream
+   */
+  signStream: {
+    methodKind: "bidi_streaming";
+    input: typeof SignStreamRequestSchema;
+    output: typeof SignStreamResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_openkey_v1_signing, 0);
