@@ -17,7 +17,7 @@ import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts'
 import { SignRequestSchema, type SignResponse } from '../proto/gen/openkey/v1/signing_pb.ts';
 import { AttestService } from '../proto/gen/openkey/v1/attest_pb.ts';
 import { exportAuditLog } from '../clients/src/cli/audit.ts';
-import { createOpenKeyClient, generateCredentials, openServiceSession, receiptInterceptor, requestDigest, SESSION_HEADER, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
+import { createOpenKeyClient, generateCredentials, openServiceSession, openSignStream, receiptInterceptor, requestDigest, SESSION_HEADER, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
 import { verifyAuditExport } from '../server/src/core/audit.ts';
 import { startClusterAppliance, type ClusterAppliance } from './support/cluster.ts';
 import { codeOf } from './support/codes.ts';
@@ -109,6 +109,21 @@ describe('cluster: two workers and a store owner', () => {
     expect(codes).toEqual(['no-error', 'STAMP_REPLAYED', 'STAMP_REPLAYED', 'STAMP_REPLAYED']);
   });
 
+  it('SignStream runs on every worker under a session the owner holds', async () => {
+    const session = await openServiceSession(svc.client.principals);
+    const streams = grpcClients(app, 4).map((c) => openSignStream(c.transport, session, { identityPublicKey: identity }));
+    const results = await Promise.all(
+      streams.flatMap((stream, s) =>
+        Array.from({ length: 25 }, async (_, i) => {
+          const res = await stream.sign(signRequest(svc.keyId, `stream ${s}.${i}`));
+          return { message: `stream ${s}.${i}`, res };
+        }),
+      ),
+    );
+    for (const { message, res } of results) expect(await recoverMessageAddress({ message, signature: hex(res.signature) })).toBe(svc.address);
+    await Promise.all(streams.map((s) => s.close()));
+  });
+
   it('a revocation is seen at once by every worker', async () => {
     const grantee = generateCredentials('ed25519');
     await createOpenKeyClient({ baseUrl: app.connectUrl, credentials: grantee }).principals.createPrincipal({ algorithm: PrincipalKeyAlgorithm.ED25519, publicKey: grantee.publicKey, name: 'grantee' });
@@ -124,8 +139,8 @@ describe('cluster: two workers and a store owner', () => {
     expect(verifyAuditExport(exp, identity)).toMatchObject({ ok: true, from: 1, to: exp.records.length });
     const seqs = exp.records.map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
-    // 60 + 4 + 1 signatures by the service itself so far, all allowed by its ownership.
-    expect(exp.records.filter((r) => r.operation === 'personal_sign' && r.principal === svc.creds.principalId && r.decision === 'allow')).toHaveLength(65);
+    // 60 + 4 + 1 + 100 (streams) signatures by the service itself so far, all allowed by its ownership.
+    expect(exp.records.filter((r) => r.operation === 'personal_sign' && r.principal === svc.creds.principalId && r.decision === 'allow')).toHaveLength(165);
   });
 
   it('a killed worker is replaced; the other keeps serving meanwhile', async () => {

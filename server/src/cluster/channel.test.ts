@@ -17,7 +17,7 @@ import { OpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
 import type { ServiceSessionsPort } from '../core/service-sessions.ts';
 import { ChannelClient, serveChannel, type Handler, type IpcPort } from './channel.ts';
-import { RemoteStore, ownerHandlers } from './remote.ts';
+import { RemoteServiceSessions, RemoteStore, ownerHandlers } from './remote.ts';
 
 class TestPort extends EventEmitter implements IpcPort {
   peer: TestPort | undefined;
@@ -43,6 +43,7 @@ function portPair(): [TestPort, TestPort] {
 const noSessions: ServiceSessionsPort = {
   open: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
   authenticate: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
+  remainingMs: () => 0,
 };
 
 /** A RemoteStore reaching `inner` over a fresh port pair; closing it closes `inner` too. */
@@ -168,5 +169,27 @@ describe('owner channel', () => {
     other.worker.connected = false;
     expect(await codeOf(other.client.call('never', []))).toBe('INTERNAL');
     expect(worker.sent).toBe(1);
+  });
+
+  it("answers a stream's remainingMs from the expiry the owner reported, without a round trip", async () => {
+    let now = 1_000_000;
+    const sessions: ServiceSessionsPort = {
+      ...noSessions,
+      authenticate: (req) =>
+        Promise.resolve({ principal: { id: 'svc', role: 'service' } as never, serviceSession: { id: 'ses_a', expiresAt: now + 5_000 }, method: req.method, requestDigest: req.bodyDigest, nonceChanges: [] }),
+    };
+    const [worker, owner] = portPair();
+    serveChannel(owner, ownerHandlers({ store: await openMemoryStore(), sessions, collateral: undefined }), () => undefined);
+    const remoteSessions = new RemoteServiceSessions(new ChannelClient(worker), () => now);
+    expect(remoteSessions.remainingMs('ses_a')).toBe(0); // never seen here
+    const auth = await remoteSessions.authenticate({ method: '/m', bodyDigest: new Uint8Array(32), stamp: undefined, sessionStamp: 'x' });
+    expect(auth.serviceSession?.id).toBe('ses_a');
+    const sent = worker.sent;
+    expect(remoteSessions.remainingMs('ses_a')).toBe(5_000);
+    now += 4_999;
+    expect(remoteSessions.remainingMs('ses_a')).toBe(1);
+    now += 1;
+    expect(remoteSessions.remainingMs('ses_a')).toBe(0);
+    expect(worker.sent).toBe(sent);
   });
 });

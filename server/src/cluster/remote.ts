@@ -99,16 +99,53 @@ function abortError(signal: AbortSignal): unknown {
   return r instanceof OpenKeyError ? r : new OpenKeyError('CANCELLED', 'call cancelled');
 }
 
-/** Service sessions held by the owner: one sequence window per session, whichever core the call reaches. */
+/** Most session expiry times a worker remembers before it drops the ended ones. */
+const MAX_KNOWN_EXPIRIES = 8192;
+
+/**
+ * Service sessions held by the owner: one sequence window per session, whichever core the call
+ * reaches. A session ends only when its time is up (or when the whole appliance stops), so the
+ * expiry the owner reported on authentication answers `remainingMs` here without a round trip.
+ */
 export class RemoteServiceSessions implements ServiceSessionsPort {
-  constructor(private readonly channel: ChannelClient) {}
+  readonly #expiries = new Map<string, number>();
+
+  constructor(
+    private readonly channel: ChannelClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   open(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number): Promise<OpenedSession> {
     return this.channel.call<OpenedSession>(OPS.openSession, [withoutSignal(auth), recipientPublicKey, ttlSeconds]);
   }
 
-  authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated> {
-    return this.channel.call<Authenticated>(OPS.authenticateSession, [withoutSignal(req)]);
+  async authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated> {
+    const auth = await this.channel.call<Authenticated>(OPS.authenticateSession, [withoutSignal(req)]);
+    const s = auth.serviceSession;
+    if (s !== undefined) {
+      if (this.#expiries.size >= MAX_KNOWN_EXPIRIES && !this.#expiries.has(s.id)) this.#forgetEnded();
+      this.#expiries.set(s.id, s.expiresAt);
+    }
+    return auth;
+  }
+
+  remainingMs(id: string): number {
+    const expiresAt = this.#expiries.get(id);
+    if (expiresAt === undefined) return 0;
+    const left = expiresAt - this.now();
+    if (left > 0) return left;
+    this.#expiries.delete(id);
+    return 0;
+  }
+
+  #forgetEnded(): void {
+    const now = this.now();
+    for (const [id, at] of this.#expiries) if (at <= now) this.#expiries.delete(id);
+    // Still full of live sessions: forget the oldest entries (their streams then end as expired).
+    for (const id of this.#expiries.keys()) {
+      if (this.#expiries.size < MAX_KNOWN_EXPIRIES) break;
+      this.#expiries.delete(id);
+    }
   }
 }
 

@@ -53,6 +53,8 @@ export interface OpenedSession {
 export interface ServiceSessionsPort {
   open(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number): Promise<OpenedSession>;
   authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated>;
+  /** Milliseconds session `id` still lives; 0 once it has ended. Synchronous: asked per stream message. */
+  remainingMs(id: string): number;
 }
 
 /** Sequence numbers seen: the highest, and a bitmap of the SESSION_SEQ_WINDOW below it. */
