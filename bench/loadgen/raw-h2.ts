@@ -76,8 +76,6 @@ export interface RawH2Options {
   readonly port: number;
   /** Our receive window for each stream and for the connection, octets (default 16 MiB). */
   readonly receiveWindow?: number;
-  /** Most streams open at once on our side (the peer's MAX_CONCURRENT_STREAMS applies too). */
-  readonly maxStreams?: number;
   /** A call unanswered for this long is reset (CANCEL) and fails with `timeout` (default 10 s). */
   readonly callTimeoutMs?: number;
   /** Connecting, including the peer's first SETTINGS, must take less than this (default 10 s). */
@@ -181,7 +179,6 @@ export class RawH2Connection {
   private readonly decoder = new HpackDecoder(HEADER_TABLE_SIZE);
   private readonly streams = new Map<number, Stream>();
   private readonly receiveWindow: number;
-  private readonly ourMaxStreams: number;
   private readonly timeoutTicks: number;
   private nextStreamId = 1;
   private active = 0;
@@ -241,7 +238,6 @@ export class RawH2Connection {
     });
     const socket = this.socket;
     this.receiveWindow = Math.min(MAX_WINDOW, Math.max(DEFAULT_WINDOW, Math.floor(o.receiveWindow ?? 16 * 1024 * 1024)));
-    this.ourMaxStreams = o.maxStreams ?? Number.POSITIVE_INFINITY;
     this.timeoutTicks = Math.max(1, Math.ceil((o.callTimeoutMs ?? 10_000) / TIMEOUT_SWEEP_MS));
     this.sweeper = setInterval(() => this.sweep(), TIMEOUT_SWEEP_MS);
     this.sweeper.unref();
@@ -267,11 +263,6 @@ export class RawH2Connection {
     });
   }
 
-  /** Streams open now, and requests waiting for a stream. */
-  get inFlight(): number {
-    return this.active + (this.pending.length - this.pendingHead);
-  }
-
   /**
    * Sends one request: `headers` is a HEADERS frame from headersFrame() (copied, not modified),
    * `body` the request body (END_STREAM on its last DATA frame; on HEADERS when empty). `done`
@@ -285,7 +276,7 @@ export class RawH2Connection {
       process.nextTick(() => this.finish(s, why));
       return;
     }
-    if (this.active < Math.min(this.ourMaxStreams, this.peerMaxStreams) && this.pendingHead === this.pending.length) this.start(s);
+    if (this.active < this.peerMaxStreams && this.pendingHead === this.pending.length) this.start(s);
     else this.pending.push(s);
   }
 
@@ -436,8 +427,7 @@ export class RawH2Connection {
   }
 
   private startPending(): void {
-    const limit = Math.min(this.ourMaxStreams, this.peerMaxStreams);
-    while (this.active < limit && this.pendingHead < this.pending.length && this.refusing === undefined) {
+    while (this.active < this.peerMaxStreams && this.pendingHead < this.pending.length && this.refusing === undefined) {
       const s = this.pending[this.pendingHead++] as Stream;
       this.start(s);
     }
