@@ -134,6 +134,8 @@ export interface BenchRecord {
   /** Parent directory of the appliance's data directory (its disk decides the fsync cost). */
   readonly dataRoot: string;
   readonly options: Readonly<Record<string, number | boolean>>;
+  /** The gRPC load generator: 'raw-h2' (lean HTTP/2 client) or 'node-http2'. */
+  readonly grpcGenerator: string;
   readonly micro: MicroReport;
   readonly rows: readonly Row[];
   /** VmHWM of each server process (one per round), KiB. */
@@ -318,7 +320,7 @@ export function renderMarkdown(rec: BenchRecord): string {
     );
   }
   parts.push(
-    `- Load generators: gRPC = raw \`node:http2\` client (gRPC framing, \`grpc-status\` checked in trailers); Connect = autocannon 8 over HTTP/1.1. Generator CPU ≤ ${fmt(maxGen, 0)} % of its core; other processes on the machine used ≤ ${fmt(maxOther, 0)} % of a core during any window.`,
+    `- Load generators: gRPC = ${rec.grpcGenerator === 'raw-h2' ? 'a lean HTTP/2 client on a raw TCP socket (`bench/loadgen/raw-h2.ts`: every request framed before the window, answers HPACK-decoded, `grpc-status` read from the trailers)' : 'a `node:http2` client (gRPC framing, `grpc-status` read from the trailers)'}; Connect = autocannon 8 over HTTP/1.1. Generator CPU ≤ ${fmt(maxGen, 0)} % of its core; other processes on the machine used ≤ ${fmt(maxOther, 0)} % of a core during any window.`,
   );
   if (sweep.length > 0) {
     parts.push(

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApplianceProcess, type ApplianceProcess } from './appliance.ts';
-import { isChildMessage, type RunResult, type RunSpec } from './loadgen/protocol.ts';
+import { GRPC_GENERATORS, isChildMessage, type GrpcGenerator, type RunResult, type RunSpec } from './loadgen/protocol.ts';
 import { runMicro } from './micro.ts';
 import { canPin, describeMachine, machineBusyPct, pinnedCommand, pinProcess, processMemory } from './proc.ts';
 import { aggregate, renderMarkdown, toJson, type BenchRecord, type HalfMaxPhase, type MaxThroughput, type OverloadPhase, type Row } from './report.ts';
@@ -74,6 +74,8 @@ interface Options {
   quick: boolean;
   /** OPENKEY_WORKERS for every appliance started (1 = single process, pinned to SERVER_CPU). */
   workers: number;
+  /** The gRPC load generator: the lean HTTP/2 client (default) or node:http2. */
+  generator: GrpcGenerator;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -99,6 +101,7 @@ function parseOptions(argv: readonly string[]): Options {
     waitQuietMs: 0,
     quick: false,
     workers: 1,
+    generator: 'raw-h2',
   };
   const num = (v: string, name: string, min: number, max: number): number => {
     const n = Number(v);
@@ -150,12 +153,18 @@ function parseOptions(argv: readonly string[]): Options {
       case 'wait-quiet':
         o.waitQuietMs = num(value, 'wait-quiet', 0, 3600) * 1000;
         break;
+      case 'generator': {
+        const g = GRPC_GENERATORS.find((x) => x === value);
+        if (g === undefined) throw new Error(`--generator must be one of ${GRPC_GENERATORS.join(', ')}`);
+        o.generator = g;
+        break;
+      }
       case 'profile':
         o.profileDir = value === '' ? join(tmpdir(), `openkey-bench-profiles-${process.pid}`) : value;
         break;
       default:
         throw new Error(
-          `unknown option ${arg} (known: --quick --reps=N --duration=S --warmup=S --no-extras --no-phases --overload-duration=S --overload-bound=N --overload-factor=F --max-rate=R --only=SUBSTRING --profile[=DIR] --data-root=DIR --wait-quiet=S)`,
+          `unknown option ${arg} (known: --quick --reps=N --duration=S --warmup=S --no-extras --no-phases --overload-duration=S --overload-bound=N --overload-factor=F --max-rate=R --only=SUBSTRING --profile[=DIR] --data-root=DIR --wait-quiet=S --generator=${GRPC_GENERATORS.join('|')})`,
         );
     }
   }
@@ -242,11 +251,12 @@ function specFor(s: Scenario, o: Options, server: ApplianceProcess, p: Provision
     serverPid: server.pid,
     credentialsPkcs8: p.credentialsPkcs8,
     auth: s.auth,
+    grpcGenerator: o.generator,
   };
 }
 
 /** An open-loop gRPC Sign EIP-191 run (session auth) at `ratePerSec` requests per second. */
-function openLoopSpec(server: ApplianceProcess, p: Provisioned, ratePerSec: number, warmupMs: number, durationMs: number): RunSpec {
+function openLoopSpec(server: ApplianceProcess, p: Provisioned, generator: GrpcGenerator, ratePerSec: number, warmupMs: number, durationMs: number): RunSpec {
   // Every scheduled request gets a pool entry (the schedule never waits), plus a margin.
   const maxRequests = Math.min(MAX_SESSION_POOL, Math.ceil(((ratePerSec * (warmupMs + durationMs)) / 1000) * 1.1) + 1000);
   return {
@@ -266,6 +276,7 @@ function openLoopSpec(server: ApplianceProcess, p: Provisioned, ratePerSec: numb
     serverPid: server.pid,
     credentialsPkcs8: p.credentialsPkcs8,
     auth: 'session',
+    grpcGenerator: generator,
   };
 }
 
@@ -320,6 +331,7 @@ async function main(): Promise<void> {
   const pinned = canPin();
   log(`OpenKey signing benchmark — ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, commit ${machine.commit}`);
   if (!pinned) log('  (taskset unavailable or one CPU: nothing is pinned; server and generator share the CPUs)');
+  log(`  gRPC load generator: ${o.generator === 'raw-h2' ? 'lean HTTP/2 client on a raw socket (raw-h2)' : 'node:http2 (node-http2)'}`);
 
   if (o.waitQuietMs > 0) await waitQuiet(o.waitQuietMs);
 
@@ -395,7 +407,7 @@ async function main(): Promise<void> {
           const hmScenario = phaseScenario('grpc-sign-eip191-open-halfmax', `open loop at ${fmt(100 * o.halfMaxFraction, 0)} % of max`);
           const hmRuns: RunResult[] = [];
           for (let i = 1; i <= o.reps; i++) {
-            const r = await runOn(server, hmScenario.id, openLoopSpec(server, p, halfRate, o.warmupMs, o.durationMs));
+            const r = await runOn(server, hmScenario.id, openLoopSpec(server, p, o.generator, halfRate, o.warmupMs, o.durationMs));
             hmRuns.push(r);
             log(runLine(hmScenario.id, 1, r));
           }
@@ -422,7 +434,7 @@ async function main(): Promise<void> {
       log(runLine(atBoundScenario.id, 1, atBound));
       const before = processMemory(server.pid);
       const olScenario = phaseScenario(`grpc-sign-eip191-open-overload-x${o.overloadFactor}`, `open loop at ${fmt(o.overloadFactor, 0)} × max`);
-      const over = await runOn(server, olScenario.id, openLoopSpec(server, p, overRate, OVERLOAD_WARMUP_FACTOR * o.warmupMs, o.overloadDurationMs));
+      const over = await runOn(server, olScenario.id, openLoopSpec(server, p, o.generator, overRate, OVERLOAD_WARMUP_FACTOR * o.warmupMs, o.overloadDurationMs));
       log(runLine(olScenario.id, 1, over));
       const after = processMemory(server.pid);
       log(`  server VmHWM ${fmt(before.peakRssKiB / 1024, 0)} → ${fmt(after.peakRssKiB / 1024, 0)} MiB (VmRSS ${fmt(before.rssKiB / 1024, 0)} → ${fmt(after.rssKiB / 1024, 0)} MiB)`);
@@ -447,13 +459,15 @@ async function main(): Promise<void> {
 
   // (4) Report.
   const startedAt = new Date(started).toISOString();
+  const { generator: _generator, ...numericOptions } = o; // the generator has a field of its own
   const rec: BenchRecord = {
     startedAt,
     elapsedSeconds: (Date.now() - started) / 1000,
     command: ['npm run bench', ...process.argv.slice(2)].join(' '),
     machine,
     pinned,
-    options: { ...o, only: o.only !== undefined, profileDir: o.profileDir !== undefined, dataRoot: o.dataRoot !== tmpdir(), maxRate: o.maxRate ?? false },
+    options: { ...numericOptions, only: o.only !== undefined, profileDir: o.profileDir !== undefined, dataRoot: o.dataRoot !== tmpdir(), maxRate: o.maxRate ?? false },
+    grpcGenerator: o.generator,
     dataRoot: o.dataRoot,
     micro,
     rows,
@@ -468,7 +482,7 @@ async function main(): Promise<void> {
   const jsonPath = join(RESULTS_DIR, `${startedAt.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
   writeFileSync(jsonPath, toJson(rec));
   // latest.md is what the README embeds: only a full, default-configured run replaces it.
-  const standard = !o.quick && o.only === undefined && o.extras && o.phases && o.maxRate === undefined && o.profileDir === undefined && o.dataRoot === tmpdir();
+  const standard = !o.quick && o.only === undefined && o.extras && o.phases && o.maxRate === undefined && o.profileDir === undefined && o.dataRoot === tmpdir() && o.generator === 'raw-h2';
   if (standard) writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
   log(`wrote ${jsonPath}${standard ? ' and bench/results/latest.md' : ' (latest.md left alone: not a default run)'}`);
   if (o.profileDir !== undefined) log(`server CPU profiles in ${o.profileDir} (summarise: node --import tsx bench/profile-summary.ts <file>)`);

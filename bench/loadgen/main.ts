@@ -1,13 +1,15 @@
 // The load-generator process: started by bench/run.ts on its own CPU (taskset -c 1), it takes
 // one run specification at a time over IPC, pre-builds that run's authenticated requests (per-request
 // stamps, or one service session and an HMAC header per request), drives the appliance over gRPC
-// (node:http2, closed or open loop) or Connect (autocannon, closed loop), and sends back the result.
+// (the lean HTTP/2 client or node:http2; closed or open loop) or Connect (autocannon, closed loop),
+// and sends back the result.
 
 import { createOpenKeyClient, credentialsFromPrivateKey, openServiceSession, type Credentials, type ServiceSession } from '../../clients/src/index.ts';
 import { buildRequestPool } from '../requests.ts';
 import { runConnectLoad } from './connect-autocannon.ts';
-import { runGrpcLoad } from './grpc-h2.ts';
+import { runGrpcLoad } from './grpc-load.ts';
 import { isParentMessage, type ChildMessage, type RunResult, type RunSpec } from './protocol.ts';
+import { warmUpLeanClient } from './warm-up.ts';
 import { MeasurementWindow } from './window.ts';
 
 function send(m: ChildMessage): void {
@@ -21,9 +23,9 @@ async function runOne(spec: RunSpec): Promise<RunResult> {
   const ol = spec.openLoop;
   const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests, openLoop: ol !== undefined });
   if (spec.transport === 'grpc') {
-    const { sent, preflight, peakInFlight, inFlightSamples, connections } = await runGrpcLoad(spec, pool, win);
+    const { sent, preflight, peakInFlight, inFlightSamples, connections, prepareMs } = await runGrpcLoad(spec, pool, win);
     const openLoop = ol === undefined ? undefined : { ...ol, peakInFlight, inFlightSamples, connections };
-    return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs, sent, preflight, ...(openLoop === undefined ? {} : { openLoop }) });
+    return win.result({ batchSize: spec.batchSize, poolSize: pool.size, poolBuildMs: pool.buildMs + prepareMs, sent, preflight, ...(openLoop === undefined ? {} : { openLoop }) });
   }
   if (ol !== undefined) throw new Error('the open loop is implemented for gRPC only');
   const { sent, preflight } = await runConnectLoad(spec, pool, win);
@@ -56,4 +58,7 @@ process.on('message', (m: unknown) => {
     (e: unknown) => send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
   );
 });
-send({ type: 'ready' });
+// Compile the lean client's code before the first window; a failed warm-up only costs accuracy.
+warmUpLeanClient()
+  .catch((e: unknown) => process.stderr.write(`load generator warm-up failed: ${e instanceof Error ? e.message : String(e)}\n`))
+  .finally(() => send({ type: 'ready' }));

@@ -6,6 +6,9 @@ import type { LatencySummary } from '../stats.ts';
 import type { AuthMode, Operation, PayloadKind } from '../requests.ts';
 
 export type Transport = 'grpc' | 'connect';
+/** Which client drives gRPC: the lean HTTP/2 client on a raw socket (grpc-raw.ts), or node:http2. */
+export type GrpcGenerator = 'raw-h2' | 'node-http2';
+export const GRPC_GENERATORS: readonly GrpcGenerator[] = ['raw-h2', 'node-http2'];
 
 export interface RunSpec {
   readonly transport: Transport;
@@ -32,6 +35,8 @@ export interface RunSpec {
   readonly credentialsPkcs8: string;
   /** Per-request stamps, or one service session opened before the run (HMAC per request). */
   readonly auth: AuthMode;
+  /** The gRPC client (transport 'grpc'; Connect always uses autocannon). */
+  readonly grpcGenerator: GrpcGenerator;
 }
 
 export interface OpenLoopSpec {
@@ -103,6 +108,7 @@ export interface RunResult {
   /** The request pool ran out before the window closed (the window was cut short). */
   readonly poolExhausted: boolean;
   readonly poolSize: number;
+  /** Milliseconds spent building the pool's authentication, and framing it for the lean client. */
   readonly poolBuildMs: number;
   readonly sent: number;
   /** "ok" when the pre-flight response verified, otherwise why not. */
@@ -134,6 +140,7 @@ export function isParentMessage(v: unknown): v is ParentMessage {
     typeof s['serverPid'] === 'number' &&
     typeof s['credentialsPkcs8'] === 'string' &&
     (s['auth'] === 'stamp' || s['auth'] === 'session') &&
+    (s['grpcGenerator'] === 'raw-h2' || s['grpcGenerator'] === 'node-http2') &&
     (s['openLoop'] === undefined || (isObject(s['openLoop']) && typeof s['openLoop']['ratePerSec'] === 'number' && typeof s['openLoop']['maxInFlight'] === 'number'))
   );
 }
