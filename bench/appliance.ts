@@ -85,8 +85,8 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 
 export interface StartOptions {
   readonly repoRoot: string;
-  /** Pin the server to this CPU (taskset -c). */
-  readonly cpu: number | undefined;
+  /** Pin the server to this CPU or list of CPUs (taskset -c). */
+  readonly cpu: number | string | undefined;
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs?: readonly string[];
   /** Where the fresh data directory is created; default os.tmpdir(). */
@@ -108,16 +108,19 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
       OPENKEY_HOST: HOST,
       OPENKEY_CONNECT_PORT: String(connectPort),
       OPENKEY_GRPC_PORT: String(grpcPort),
-      OPENKEY_LOG_LEVEL: 'warn',
+      // info: the "appliance listening" line is the readiness signal (calls log only on failure).
+      OPENKEY_LOG_LEVEL: 'info',
       // One process unless a scenario asks for the multi-core appliance (its CPU is then the tree's).
       OPENKEY_WORKERS: '1',
       ...o.env,
     },
   });
   const lines: string[] = [];
+  let listening = false;
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (line === '') continue;
+      if (line.includes('"msg":"appliance listening"')) listening = true;
       lines.push(line);
       if (lines.length > LOG_LINES_KEPT) lines.shift();
     }
@@ -142,9 +145,10 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
     return { code: child.exitCode, signal: child.signalCode };
   };
 
-  // "appliance listening" is an info line, hidden at OPENKEY_LOG_LEVEL=warn: poll both ports.
+  // Ready when both ports answer and the appliance said "appliance listening": a multi-core
+  // appliance says so only once every worker listens (before that, the first takes every connection).
   const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (!((await answers(connectPort)) && (await accepts(grpcPort)))) {
+  while (!(listening && (await answers(connectPort)) && (await accepts(grpcPort)))) {
     if (exited || pid === undefined) {
       cleanup();
       throw new Error(`appliance exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${logTail()}`);

@@ -147,7 +147,8 @@ export function pinProcess(pid: number, cpu: number): void {
 }
 
 /** The command prefix that starts a program pinned to `cpu`, or nothing when pinning is off. */
-export function pinnedCommand(cpu: number | undefined, argv: readonly string[]): { command: string; args: string[] } {
+/** `argv` run on CPU(s) `cpu` (a number or a taskset list such as "0-1"); undefined = as inherited. */
+export function pinnedCommand(cpu: number | string | undefined, argv: readonly string[]): { command: string; args: string[] } {
   const [command, ...args] = argv;
   if (command === undefined) throw new Error('empty command');
   return cpu === undefined ? { command, args } : { command: 'taskset', args: ['-c', String(cpu), command, ...args] };

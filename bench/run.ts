@@ -8,7 +8,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApplianceProcess, type ApplianceProcess } from './appliance.ts';
@@ -349,9 +349,11 @@ async function main(): Promise<void> {
   const generator = await startLoadGenerator(pinned ? LOADGEN_CPU : undefined);
   let server: ApplianceProcess | undefined;
   const nodeArgs = o.profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
-  // A multi-core appliance (--workers=N ≥ 2) is not pinned: its workers use every CPU, the generator's too.
+  // A multi-core appliance (--workers=N ≥ 2) may use every CPU, the generator's too (this process
+  // is pinned to the generator's CPU by then, and a child would inherit that).
+  const serverCpus = o.workers === 1 ? SERVER_CPU : `0-${cpus().length - 1}`;
   const startServer = (env?: Record<string, string>) =>
-    startApplianceProcess({ repoRoot: REPO_ROOT, cpu: pinned && o.workers === 1 ? SERVER_CPU : undefined, nodeArgs, dataRoot: o.dataRoot, env: { OPENKEY_WORKERS: String(o.workers), ...env } });
+    startApplianceProcess({ repoRoot: REPO_ROOT, cpu: pinned ? serverCpus : undefined, nodeArgs, dataRoot: o.dataRoot, env: { OPENKEY_WORKERS: String(o.workers), ...env } });
   const stopServer = async () => {
     const s = server;
     server = undefined;
