@@ -151,6 +151,8 @@ export async function runWorker(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ why }, 'worker draining');
+    // Without an owner nothing in flight can finish: fail it now rather than wait it out.
+    if (why === 'owner gone') channel.close();
     app.close().then(
       () => {
         channel.close();
