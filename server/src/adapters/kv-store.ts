@@ -136,38 +136,61 @@ export interface Txn {
   get(key: string): Promise<Uint8Array | undefined>;
   put(key: string, value: Uint8Array): void;
   del(key: string): void;
+  /** The audit head as this commit sees it, decoded (appends in one commit decode it once). */
+  auditHead(): Promise<AuditHead>;
+  /** Stages a new audit head; it is encoded once, when the commit is written. */
+  putAuditHead(head: AuditHead): void;
 }
 
 /** Staged writes over a reader: the backend, or (commitEach) the batch staged so far. */
 class StagedTxn implements Txn {
-  readonly #base: Pick<KvBackend, 'get'>;
+  readonly #base: Pick<KvBackend, 'get'> | StagedTxn;
   readonly #staged = new Map<string, KvOp>();
+  /** A staged audit head, kept decoded; it replaces any staged op for AUDIT_HEAD_KEY. */
+  #head: AuditHead | undefined;
 
-  constructor(base: Pick<KvBackend, 'get'>) {
+  constructor(base: Pick<KvBackend, 'get'> | StagedTxn) {
     this.#base = base;
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    if (key === AUDIT_HEAD_KEY && this.#head !== undefined) return encodeAuditHead(this.#head);
     const op = this.#staged.get(key);
     if (op !== undefined) return op.type === 'put' ? op.value : undefined;
     return this.#base.get(key);
   }
 
-  /** Takes over a finished layer's writes (a group that succeeded). */
-  absorb(layer: StagedTxn): void {
-    for (const op of layer.ops()) this.#staged.set(op.key, op);
+  async auditHead(): Promise<AuditHead> {
+    if (this.#head !== undefined) return this.#head;
+    if (!this.#staged.has(AUDIT_HEAD_KEY) && this.#base instanceof StagedTxn) return this.#base.auditHead();
+    const raw = await this.get(AUDIT_HEAD_KEY);
+    return raw === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : decodeAuditHead(raw);
   }
 
-  put(key: string, value: Uint8Array): void {
-    this.#staged.set(key, { type: 'put', key, value });
+  putAuditHead(head: AuditHead): void {
+    this.#staged.delete(AUDIT_HEAD_KEY);
+    this.#head = head;
+  }
+
+  /** Takes over a finished layer's writes (a group that succeeded). */
+  absorb(layer: StagedTxn): void {
+    for (const op of layer.#staged.values()) this.put(op.key, op.type === 'put' ? op.value : EMPTY, op.type);
+    if (layer.#head !== undefined) this.putAuditHead(layer.#head);
+  }
+
+  put(key: string, value: Uint8Array, type: 'put' | 'del' = 'put'): void {
+    if (key === AUDIT_HEAD_KEY) this.#head = undefined;
+    this.#staged.set(key, type === 'put' ? { type: 'put', key, value } : { type: 'del', key });
   }
 
   del(key: string): void {
-    this.#staged.set(key, { type: 'del', key });
+    this.put(key, EMPTY, 'del');
   }
 
   ops(): KvOp[] {
-    return [...this.#staged.values()];
+    const ops = [...this.#staged.values()];
+    if (this.#head !== undefined) ops.push({ type: 'put', key: AUDIT_HEAD_KEY, value: encodeAuditHead(this.#head) });
+    return ops;
   }
 }
 
@@ -274,14 +297,12 @@ function plan(change: Change): Step {
     case 'appendAudit': {
       const entry = checkAuditEntry(change.entry);
       return async (tx) => {
-        const raw = await tx.get(AUDIT_HEAD_KEY);
-        const head = raw === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : decodeAuditHead(raw);
-        const record = chainAuditRecord(entry, head);
+        const record = chainAuditRecord(entry, await tx.auditHead());
         const key = auditKey(record.seq);
         // Never overwrite evidence: a record past the head means the head was rolled back on disk.
         if ((await tx.get(key)) !== undefined) throw new OpenKeyError('INTERNAL', 'audit head is behind the stored records');
         tx.put(key, encodeAuditRecord(record));
-        tx.put(AUDIT_HEAD_KEY, encodeAuditHead(record));
+        tx.putAuditHead({ seq: record.seq, hash: record.hash });
       };
     }
     case 'putDoc': {
@@ -403,6 +424,17 @@ export class KvStore implements Store {
     return this.#serial.run(() => this.#readInside(key));
   }
 
+  /**
+   * A record through the cache's decoded copy: a hit costs no parsing. The result is shared with
+   * the cache, so callers hand out copies of its byte arrays.
+   */
+  async #readRecord<T>(key: string, decode: (raw: Uint8Array) => T): Promise<T | undefined> {
+    const hit = this.#cache.getDecoded(key, decode);
+    if (hit !== MISS) return hit;
+    const raw = await this.#read(key);
+    return raw === undefined ? undefined : decode(raw);
+  }
+
   /** Every write goes here (inside `#serial`), so the cache sees each durable change. */
   async #write(ops: readonly KvOp[]): Promise<void> {
     try {
@@ -423,15 +455,15 @@ export class KvStore implements Store {
   async getPrincipal(id: string): Promise<PrincipalRecord | undefined> {
     this.#assertOpen();
     if (!isStorableId(id)) return undefined; // could never have been written
-    const raw = await this.#read(principalKey(id));
-    return raw === undefined ? undefined : decodePrincipal(raw, id);
+    const r = await this.#readRecord(principalKey(id), (raw) => decodePrincipal(raw, id));
+    return r === undefined ? undefined : { ...r, publicKey: r.publicKey.slice() };
   }
 
   async getKey(keyId: string): Promise<KeyRecord | undefined> {
     this.#assertOpen();
     if (!isStorableId(keyId)) return undefined;
-    const raw = await this.#read(keyKey(keyId));
-    return raw === undefined ? undefined : decodeKey(raw, keyId);
+    const r = await this.#readRecord(keyKey(keyId), (raw) => decodeKey(raw, keyId));
+    return r === undefined ? undefined : { ...r, publicKey: r.publicKey.slice(), sealed: r.sealed.slice() };
   }
 
   async listKeys(owner: string, page: ListPage): Promise<KeyRecord[]> {
@@ -551,8 +583,8 @@ export class KvStore implements Store {
     this.#assertOpen();
     if (!isDocSpace(space)) throw new OpenKeyError('INTERNAL', 'getDoc: ill-formed space');
     if (!isStorableId(id)) return undefined;
-    const raw = await this.#read(docKey(space, id));
-    return raw === undefined ? undefined : decodeDoc(raw);
+    const d = await this.#readRecord(docKey(space, id), decodeDoc);
+    return d === undefined ? undefined : { ...d, value: d.value.slice() };
   }
 
   async listDocs(space: string, page: ListPage & { readonly prefix?: string }): Promise<{ readonly id: string; readonly doc: StoredDoc }[]> {

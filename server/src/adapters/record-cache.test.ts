@@ -77,6 +77,39 @@ describe('RecordCache', () => {
     expect((await store.getKey('key_1'))?.sealed).toEqual(before);
   });
 
+  it('hands out copies of every byte field of a decoded record it shares', async () => {
+    const { store } = await open();
+    await store.commit([{ kind: 'createKey', key: keyRecord('key_1', 'svc_a') }]);
+    await store.commit([{ kind: 'putDoc', space: 'policy', id: 'key_1', value: new Uint8Array([1, 2, 3]) }]);
+    const k = (await store.getKey('key_1')) as KeyRecord;
+    const pub = Uint8Array.from(k.publicKey);
+    k.publicKey.fill(0);
+    (await store.getDoc('policy', 'key_1'))?.value.fill(0);
+    expect((await store.getKey('key_1'))?.publicKey).toEqual(pub);
+    expect((await store.getDoc('policy', 'key_1'))?.value).toEqual(new Uint8Array([1, 2, 3]));
+  });
+
+  it('decodes a cached record once per write, not once per read', () => {
+    const cache = new RecordCache(4);
+    let decodes = 0;
+    const decode = (b: Uint8Array) => {
+      decodes++;
+      return { first: b[0] };
+    };
+    expect(cache.getDecoded('k!a', decode)).toBe(MISS);
+    cache.fill('k!a', new Uint8Array([1]));
+    const a = cache.getDecoded('k!a', decode);
+    expect(a).toEqual({ first: 1 });
+    expect(cache.getDecoded('k!a', decode)).toBe(a);
+    expect(decodes).toBe(1);
+    cache.apply([{ type: 'put', key: 'k!a', value: new Uint8Array([2]) }]);
+    expect(cache.getDecoded('k!a', decode)).toEqual({ first: 2 });
+    expect(decodes).toBe(2);
+    cache.apply([{ type: 'del', key: 'k!a' }]);
+    expect(cache.getDecoded('k!a', decode)).toBeUndefined();
+    expect(decodes).toBe(2);
+  });
+
   it('forgets what a failed write touched, and the store still tells the truth', async () => {
     const { backend, store } = await open();
     await store.commit([{ kind: 'createKey', key: keyRecord('key_1', 'svc_a') }]);

@@ -538,6 +538,21 @@ export function storeContract(name: string, openStore: () => Promise<Store>): vo
         expect(await codeOf(store.commit([nonce('svc_a', 'g3')]))).toBe('STAMP_REPLAYED');
       });
 
+      it('a group that fails after appending leaves no trace in the chain; appends within a group chain', async () => {
+        await store.commit([nonce('svc_a', 'used')]);
+        const results = await store.commitEach([
+          [append(auditEntry(1)), append(auditEntry(2))],
+          [append(auditEntry(3)), nonce('svc_a', 'used')], // its append is dropped with the group
+          [append(auditEntry(4))],
+        ]);
+        expect(results.map((e) => e?.code)).toEqual([undefined, 'STAMP_REPLAYED', undefined]);
+        await store.commit([append(auditEntry(5))]);
+        const records = await store.readAudit(1, 10);
+        expectChain(records, 4);
+        expect(records.map((r) => r.time)).toEqual([1, 2, 4, 5].map((i) => auditEntry(i).time));
+        expect((await store.getAuditHead()).seq).toBe(4);
+      });
+
       it('concurrent group commits and single commits interleave into one chain', async () => {
         const groups = (k: number): Change[][] => Array.from({ length: 10 }, (_, i) => [append(auditEntry(k * 10 + i))]);
         await Promise.all([...[0, 1, 2].map((k) => store.commitEach(groups(k))), ...Array.from({ length: 20 }, (_, i) => store.commit([append(auditEntry(100 + i))]))]);

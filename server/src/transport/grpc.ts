@@ -22,7 +22,7 @@ import { OpenKeyError } from '../core/errors.ts';
 import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
 import type { RunningServer } from './connect.ts';
 import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER, toWireError, type WireError } from './error-map.ts';
-import { invoke, newMeta, type TransportLimits } from './invoke.ts';
+import { invoke, newMeta, type CancelHook, type TransportLimits } from './invoke.ts';
 import { serveSignStream } from './sign-stream.ts';
 
 export interface GrpcServerOptions {
@@ -99,9 +99,12 @@ export function grpcImplementation(
       const run = (signal: AbortSignal) =>
         request === MALFORMED ? Promise.reject(new OpenKeyError('MALFORMED_REQUEST', 'not a valid protobuf message')) : fn(request as never, { ...meta, signal });
       // The client going away (cancel, reset stream, deadline) aborts work still queued for it.
-      const gone = new AbortController();
-      call.once('cancelled', () => gone.abort());
-      void invoke(path, meta, o.limits, o.logger, run, undefined, gone.signal).then((res) => {
+      // grpc-js reports 'cancelled' when any call's stream closes, so the hook is removed first.
+      const gone: CancelHook = (cancel) => {
+        call.once('cancelled', cancel);
+        return () => call.removeListener('cancelled', cancel);
+      };
+      void invoke(path, meta, o.limits, o.logger, run, undefined, gone).then((res) => {
         if (res.ok) {
           callback(null, res.value);
           return;

@@ -93,9 +93,27 @@ export function newMeta(stamp: string | undefined, sessionStamp?: string): CallM
 }
 
 /**
+ * How a transport tells a call that its client went away: registers `cancel` and returns what
+ * unregisters it. Cheaper than an AbortSignal where the transport has an event of its own.
+ */
+export type CancelHook = (cancel: () => void) => () => void;
+
+/** A CancelHook for an AbortSignal. */
+function hookOf(signal: AbortSignal): CancelHook {
+  return (cancel) => {
+    if (signal.aborted) {
+      cancel();
+      return () => undefined;
+    }
+    signal.addEventListener('abort', cancel, { once: true });
+    return () => signal.removeEventListener('abort', cancel);
+  };
+}
+
+/**
  * Runs one call under the admission bound and the call timeout. `fn` gets the call's signal: it
  * aborts with DEADLINE_EXCEEDED at the timeout, or CANCELLED when `cancelled` (the transport's
- * client-gone signal) fires, so work still queued for the call (its commit) is dropped.
+ * client-gone signal or hook) fires, so work still queued for the call (its commit) is dropped.
  */
 export async function invoke<T>(
   method: string,
@@ -104,7 +122,7 @@ export async function invoke<T>(
   logger: Logger,
   fn: (signal: AbortSignal) => Promise<T>,
   inFlight?: InFlight,
-  cancelled?: AbortSignal,
+  cancelled?: AbortSignal | CancelHook,
 ): Promise<Outcome<T>> {
   const admission = limits.admission;
   if (admission !== undefined && !admission.tryEnter()) {
@@ -114,27 +132,27 @@ export async function invoke<T>(
   }
   let timer: NodeJS.Timeout | undefined;
   const controller = new AbortController();
-  const onCancel = () => controller.abort(new OpenKeyError('CANCELLED', 'caller cancelled'));
-  if (cancelled?.aborted === true) onCancel();
-  else cancelled?.addEventListener('abort', onCancel, { once: true });
+  const unhook = cancelled === undefined ? undefined : (typeof cancelled === 'function' ? cancelled : hookOf(cancelled))(() => controller.abort(new OpenKeyError('CANCELLED', 'caller cancelled')));
   inFlight?.enter();
   try {
-    const deadline = new Promise<never>((_, reject) => {
+    // One promise settles the call: the work's outcome, or the deadline's error, whichever is first.
+    const value = await new Promise<T>((resolve, reject) => {
       timer = setTimeout(() => {
         const e = new OpenKeyError('DEADLINE_EXCEEDED');
         controller.abort(e);
         reject(e);
       }, limits.callTimeoutMs);
+      fn(controller.signal).then(resolve, reject);
     });
-    return { ok: true, value: await Promise.race([fn(controller.signal), deadline]) };
+    return { ok: true, value };
   } catch (e) {
     const error = toWireError(e);
     if (error.unexpected) logger.error({ requestId: meta.requestId, method, err: e }, 'internal error');
     else logger.info({ requestId: meta.requestId, method, code: error.code }, 'call rejected');
     return { ok: false, error };
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    cancelled?.removeEventListener('abort', onCancel);
+    clearTimeout(timer);
+    unhook?.();
     inFlight?.leave();
     admission?.leave();
   }
