@@ -56,7 +56,7 @@ import {
   type GetAuditHeadRequest,
   type GetAuditHeadResponse,
 } from '../../../proto/gen/openkey/v1/audit_pb.ts';
-import type { PasskeyApproval } from '../../../proto/gen/openkey/v1/common_pb.ts';
+import type { PasskeyApproval, Receipt } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import {
   BeginLoginResponseSchema,
   BeginRegistrationRequestSchema,
@@ -134,6 +134,7 @@ import type { Authenticated, Authenticator, AuthRequest } from '../core/auth.ts'
 import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
+import { attachReceipt } from './encoded.ts';
 import type { ServiceSessionsPort } from '../core/service-sessions.ts';
 import type { SignService } from '../core/signing.ts';
 import {
@@ -252,7 +253,7 @@ export class ApplianceRpc {
       ...(req.import === undefined ? {} : { import: { enc: req.import.enc, ciphertext: req.import.ciphertext } }),
     });
     const res = create(SealKeyResponseSchema, { key: keyToWire(key) });
-    res.receipt = this.receipt(ar, SealKeyResponseSchema, res, key.keyId);
+    this.attachReceipt(ar, SealKeyResponseSchema, res, key.keyId);
     return res;
   }
 
@@ -281,7 +282,7 @@ export class ApplianceRpc {
     const approval = this.approvalOf(METHODS.sign, SignRequestSchema, req);
     const sig = await this.core.signing.sign(auth, item, approval);
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
-    res.receipt = this.receipt(ar, SignResponseSchema, res, sig.keyId);
+    this.attachReceipt(ar, SignResponseSchema, res, sig.keyId);
     return res;
   }
 
@@ -299,7 +300,7 @@ export class ApplianceRpc {
     const res = create(SignBatchResponseSchema, {
       results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
     });
-    res.receipt = this.receipt(ar, SignBatchResponseSchema, res, '');
+    this.attachReceipt(ar, SignBatchResponseSchema, res, '');
     return res;
   }
 
@@ -334,7 +335,7 @@ export class ApplianceRpc {
     const auth: Authenticated = { ...opened, requestDigest, nonceChanges: [], signal };
     const sig = await this.core.signing.sign(auth, signItemFromWire(req));
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
-    res.receipt = this.receipt({ method: METHODS.signStream, bodyDigest: requestDigest, stamp: undefined }, SignResponseSchema, res, sig.keyId);
+    this.attachReceipt({ method: METHODS.signStream, bodyDigest: requestDigest }, SignResponseSchema, res, sig.keyId);
     return res;
   }
 
@@ -363,7 +364,7 @@ export class ApplianceRpc {
       sealedSecret: opened.sealedSecret,
       expiresAtMs: BigInt(opened.expiresAt),
     });
-    res.receipt = this.receipt(ar, OpenSessionResponseSchema, res, '');
+    this.attachReceipt(ar, OpenSessionResponseSchema, res, '');
     return res;
   }
 
@@ -415,7 +416,7 @@ export class ApplianceRpc {
   async grant(req: GrantRequest, meta: CallMeta): Promise<GrantResponse> {
     const { ar, policy } = await this.changePolicy(METHODS.grant, GrantRequestSchema, req, meta, () => ({ kind: 'grant', grant: keyGrantFromWire(req.grant) }));
     const res = create(GrantResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    res.receipt = this.receipt(ar, GrantResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, GrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -425,7 +426,7 @@ export class ApplianceRpc {
       return { kind: 'revoke', grantId: req.grantId };
     });
     const res = create(RevokeResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    res.receipt = this.receipt(ar, RevokeResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, RevokeResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -435,7 +436,7 @@ export class ApplianceRpc {
       rule: req.rule === undefined ? undefined : usageRuleFromWire(req.rule),
     }));
     const res = create(SetOwnerRuleResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    res.receipt = this.receipt(ar, SetOwnerRuleResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, SetOwnerRuleResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -460,7 +461,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const grant = await this.core.delegations.createGrant(auth, newGrantFromWire(req), this.approvalOf(METHODS.createGrant, CreateGrantRequestSchema, req));
     const res = create(CreateGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
-    res.receipt = this.receipt(ar, CreateGrantResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, CreateGrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -469,7 +470,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const grant = await this.core.delegations.revokeGrant(auth, req.keyId, req.grantId, this.approvalOf(METHODS.revokeGrant, RevokeGrantRequestSchema, req));
     const res = create(RevokeGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
-    res.receipt = this.receipt(ar, RevokeGrantResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, RevokeGrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -489,7 +490,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const d = await this.core.delegations.delegate(auth, delegateInputFromWire(req));
     const res = delegationToWire(d);
-    res.receipt = this.receipt(ar, DelegateResponseSchema, res, req.keyId);
+    this.attachReceipt(ar, DelegateResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -532,16 +533,10 @@ export class ApplianceRpc {
     return () => this.core.people.verifyApproval(method, unapproved, { issuedAtMs, assertionJson: a.assertionJson });
   }
 
-  /** Receipt over the response as it stands (receipt field unset). */
-  private receipt<D extends DescMessage>(ar: AuthRequest, schema: D, res: MessageShape<D>, keyId: string) {
-    return receiptToWire(
-      this.core.receipts.sign({
-        method: ar.method,
-        requestDigest: ar.bodyDigest,
-        responseDigest: messageDigest(schema, res),
-        keyId,
-        decision: 'allow',
-      }),
+  /** Sets the response's receipt, over the response as it stands (receipt field unset). */
+  private attachReceipt<D extends DescMessage>(ar: Pick<AuthRequest, 'method' | 'bodyDigest'>, schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, keyId: string): void {
+    attachReceipt(schema, res, (responseDigest) =>
+      receiptToWire(this.core.receipts.sign({ method: ar.method, requestDigest: ar.bodyDigest, responseDigest, keyId, decision: 'allow' })),
     );
   }
 }

@@ -19,6 +19,7 @@ import { SESSION_HEADER } from '../../../proto/protocol/session-stamp.ts';
 import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
+import { responseBytes } from '../service/encoded.ts';
 import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
 import type { RunningServer } from './connect.ts';
 import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER, toWireError, type WireError } from './error-map.ts';
@@ -61,11 +62,15 @@ function definitionFor(service: DescService): grpc.ServiceDefinition {
           return MALFORMED;
         }
       },
-      responseSerialize: (v: MessageShape<DescMessage>) => Buffer.from(toBinary(output, v)),
+      responseSerialize: (v: MessageShape<DescMessage>) => asBuffer(responseBytes(output, v)),
       responseDeserialize: (b: Buffer) => fromBinary(output, b),
     };
   }
   return def;
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 }
 
 /** What the appliance reads from a call's metadata. */
