@@ -21,6 +21,7 @@ import {
   decodeAuditExport,
   denialAudit,
   encodeAuditExport,
+  isAuditId,
   verifyAuditExport,
   type AuditExport,
   type AuditVerification,
@@ -419,5 +420,12 @@ describe('verifyAuditExport', () => {
     expect(verify(withRecord(3, { seq: -1 }))).toEqual({ ok: false, code: 'MALFORMED_EXPORT', seq: 4 });
     expect(() => decodeAuditExport('{"version":1')).toThrow(expect.objectContaining({ code: 'MALFORMED_REQUEST' }));
     expect(() => decodeAuditExport(encodeAuditExport(exp).replace(/"hash":"[0-9a-f]{2}/, '"hash":"zz'))).toThrow(expect.objectContaining({ code: 'MALFORMED_REQUEST' }));
+  });
+});
+
+describe('audit ids', () => {
+  it('accepts any well-formed string up to 512 UTF-16 units, and nothing that would not survive UTF-8', () => {
+    for (const ok of ['', 'svc_1', 'key_00ff', '\ufeffbom first', 'emoji 😀 pair', 'x'.repeat(512)]) expect(isAuditId(ok)).toBe(true);
+    for (const bad of ['lone \ud800', '\udc00 trailing half', 'pair then half 😀\ud83d', 'x'.repeat(513), 7, undefined]) expect(isAuditId(bad)).toBe(false);
   });
 });

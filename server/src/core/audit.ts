@@ -30,16 +30,16 @@ export type AuditReason = PolicyReason | ErrorCode;
 const OPERATION_RE = /^[a-z][a-z0-9_]{0,63}$/;
 const REASON_RE = /^[A-Z][A-Z0-9_]{0,63}$/;
 const MAX_AUDIT_ID_LENGTH = 512;
-const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
-const utf8 = new TextEncoder();
+/** With the `u` flag a surrogate pair is one code point, so this matches lone surrogates only. */
+const LONE_SURROGATE_RE = /\p{Surrogate}/u;
 
 export const isAuditOperationName = (v: unknown): v is string => typeof v === 'string' && OPERATION_RE.test(v);
 export const isAuditReasonCode = (v: unknown): v is string => typeof v === 'string' && REASON_RE.test(v);
 export const isAuditDecision = (v: unknown): v is AuditDecision => v === 'allow' || v === 'deny';
 /** '' (none) or a well-formed string of at most 512 UTF-16 units, so its UTF-8 bytes identify it. */
 export function isAuditId(v: unknown): v is string {
-  // A lone surrogate encodes as U+FFFD, so it does not survive the round trip.
-  return typeof v === 'string' && v.length <= MAX_AUDIT_ID_LENGTH && utf8Decoder.decode(utf8.encode(v)) === v;
+  // A lone surrogate would be written as U+FFFD, so the stored id would not be the one checked.
+  return typeof v === 'string' && v.length <= MAX_AUDIT_ID_LENGTH && !LONE_SURROGATE_RE.test(v);
 }
 export const isAuditTime = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 export const isAuditSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
