@@ -163,4 +163,48 @@ describe('attestation and receipts, end to end', () => {
     expect((err as { cause?: unknown }).cause).toBeInstanceOf(ReceiptError);
     expect(((err as { cause: ReceiptError }).cause).code).toBe('RECEIPT_SIGNATURE_INVALID');
   });
+  it('signs the receipts of concurrent calls together: each carries a proof to one signed root, and a tampered proof fails', async () => {
+    const creds = generateCredentials();
+    const client = await createVerifiedClient({ baseUrl: app.connectUrl, credentials: creds, policy });
+    await client.principals.createPrincipal({ algorithm: PrincipalKeyAlgorithm.ED25519, publicKey: creds.publicKey, name: 'batch' });
+    const key = await client.keys.sealKey({ algorithm: KeyAlgorithm.SECP256K1 });
+    const reqs = Array.from({ length: 24 }, (_, i) =>
+      create(SignRequestSchema, { keyId: key.key?.keyId ?? '', payload: { kind: { case: 'personalMessage', value: { message: new Uint8Array([i]) } } } }),
+    );
+    // The verified client's interceptor has already checked every receipt on the way in.
+    const all = await Promise.all(reqs.map((r) => client.signing.sign(r)));
+    const batched = all.map((res, i) => ({ res, req: reqs[i] as typeof reqs[number] })).filter(({ res }) => res.receipt?.version === 2);
+    expect(batched.length).toBeGreaterThan(1);
+    const signatures = new Set(batched.map(({ res }) => Buffer.from(res.receipt?.signature ?? []).toString('hex')));
+    expect(signatures.size).toBeLessThan(batched.length); // one signature covers several receipts
+    const pinned = client.appliance.identityPublicKey;
+    const method = SignService.method.sign;
+    const check = (req: (typeof reqs)[number], r: (typeof all)[number]) => {
+      try {
+        checkReceipt(pinned, SignService, method, req, r);
+        return 'ok';
+      } catch (e) {
+        if (e instanceof ReceiptError) return e.code;
+        throw e;
+      }
+    };
+    const { res, req } = batched.find(({ res }) => (res.receipt?.batchPath.length ?? 0) > 0) as (typeof batched)[number];
+    const size = res.receipt?.batchSize ?? 0;
+    expect(size).toBeGreaterThan(1);
+    const mutate = (f: (r: NonNullable<typeof res.receipt>) => void) => {
+      const r = clone(SignResponseSchema, res);
+      if (r.receipt) f(r.receipt);
+      return r;
+    };
+    expect(check(req, res)).toBe('ok');
+    expect(check(req, mutate((r) => (r.batchIndex = (r.batchIndex + 1) % size)))).not.toBe('ok');
+    expect(check(req, mutate((r) => (r.batchSize = r.batchSize + 1)))).not.toBe('ok');
+    expect(check(req, mutate((r) => (r.batchPath[0] = Uint8Array.from(r.batchPath[0] ?? []).fill(7, 0, 1))))).toBe('RECEIPT_SIGNATURE_INVALID');
+    expect(check(req, mutate((r) => r.batchPath.pop()))).not.toBe('ok');
+    expect(check(req, mutate((r) => (r.batchIndex = size)))).toBe('RECEIPT_MISMATCH');
+    expect(check(req, mutate((r) => (r.version = 1)))).toBe('RECEIPT_MISMATCH');
+    // Another response's receipt, though validly signed, does not cover this response.
+    const { res: otherRes } = batched.find((b) => b.res !== res) as (typeof batched)[number];
+    expect(check(req, { ...res, receipt: otherRes.receipt })).toBe('RECEIPT_MISMATCH');
+  });
 });

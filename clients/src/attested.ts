@@ -11,7 +11,7 @@ import { parseCollateral, verifyAppliance, type ApplianceVerdict, type QuoteColl
 import { AttestService } from '../../proto/gen/openkey/v1/attest_pb.ts';
 import type { Receipt } from '../../proto/gen/openkey/v1/common_pb.ts';
 import { importKeyStatement } from '../../proto/protocol/key-import.ts';
-import { RECEIPT_VERSION, receiptSigningInput } from '../../proto/protocol/receipt.ts';
+import { BATCH_RECEIPT_VERSION, RECEIPT_VERSION, batchSigningInput, receiptLeafHash, receiptSigningInput, rootFromPath } from '../../proto/protocol/receipt.ts';
 import { createOpenKeyClient, createTransport, type OpenKeyClient, type OpenKeyClientOptions } from './client.ts';
 import type { PolicyWithoutNonce } from './policy.ts';
 
@@ -115,7 +115,7 @@ export function checkReceipt<I extends DescMessage, O extends DescMessage>(
   delete (stripped as { receipt?: Receipt }).receipt;
   const requestDigest = sha256(toBinary(method.input, request));
   const responseDigest = sha256(toBinary(method.output, stripped));
-  if (receipt.version !== RECEIPT_VERSION) throw new ReceiptError('RECEIPT_MISMATCH', 'version');
+  if (receipt.version !== RECEIPT_VERSION && receipt.version !== BATCH_RECEIPT_VERSION) throw new ReceiptError('RECEIPT_MISMATCH', 'version');
   if (receipt.method !== path) throw new ReceiptError('RECEIPT_MISMATCH', 'method');
   if (!equal(receipt.requestDigest, requestDigest)) throw new ReceiptError('RECEIPT_MISMATCH', 'request digest');
   if (!equal(receipt.responseDigest, responseDigest)) throw new ReceiptError('RECEIPT_MISMATCH', 'response digest');
@@ -123,9 +123,18 @@ export function checkReceipt<I extends DescMessage, O extends DescMessage>(
   const timeMs = Number(receipt.timeMs);
   if (Math.abs((o.now ?? Date.now)() - timeMs) > (o.maxSkewMs ?? 300_000)) throw new ReceiptError('RECEIPT_STALE', 'receipt time is outside the accepted window');
   const input = receiptSigningInput({ method: path, requestDigest, responseDigest, keyId: receipt.keyId, decision: receipt.decision, timeMs });
+  let signed = input;
+  if (receipt.version === BATCH_RECEIPT_VERSION) {
+    // Signed together with other receipts: the proof must lead from this receipt to the signed root.
+    const root = rootFromPath(receiptLeafHash(input), receipt.batchIndex, receipt.batchSize, receipt.batchPath);
+    if (root === undefined) throw new ReceiptError('RECEIPT_MISMATCH', 'batch inclusion proof');
+    signed = batchSigningInput(root, receipt.batchSize);
+  } else if (receipt.batchPath.length > 0 || receipt.batchSize !== 0 || receipt.batchIndex !== 0) {
+    throw new ReceiptError('RECEIPT_MISMATCH', 'batch fields on a version 1 receipt');
+  }
   let ok = false;
   try {
-    ok = ed25519.verify(receipt.signature, input, identityPublicKey);
+    ok = ed25519.verify(receipt.signature, signed, identityPublicKey);
   } catch {
     ok = false;
   }

@@ -17,7 +17,7 @@ import { attachReceipt, responseBytes } from './encoded.ts';
 const sha256 = (b: Uint8Array) => new Uint8Array(createHash('sha256').update(b).digest());
 
 function fakeReceipt(responseDigest: Uint8Array): Receipt {
-  return create(ReceiptSchema, { version: 1, method: '/m', requestDigest: randomBytes(32), responseDigest, keyId: 'key_x', decision: 'allow', timeMs: 1_700_000_000_000n, signature: randomBytes(64) });
+  return create(ReceiptSchema, { version: 1, method: '/m', requestDigest: randomBytes(32), responseDigest, keyId: 'key_x', decision: 'allow', timeMs: 1_700_000_000_000n, signature: randomBytes(64), batchIndex: 3, batchSize: 5, batchPath: [randomBytes(32), randomBytes(32), randomBytes(32)] });
 }
 
 function signResponse(i: number) {
@@ -25,10 +25,10 @@ function signResponse(i: number) {
 }
 
 /** Attaches a receipt and checks both the digest it signed and the kept bytes. */
-function check<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }): void {
+async function check<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }): Promise<void> {
   const unreceipted = toBinary(schema, res);
   let signed: Uint8Array | undefined;
-  attachReceipt(schema, res, (d) => {
+  await attachReceipt(schema, res, (d) => {
     signed = d;
     return fakeReceipt(d);
   });
@@ -40,32 +40,32 @@ function check<D extends DescMessage>(schema: D, res: MessageShape<D> & { receip
 }
 
 describe('encode once', () => {
-  it('keeps exactly the canonical bytes of a receipted Sign and SignBatch response', () => {
-    check(SignResponseSchema, signResponse(1));
-    check(SignBatchResponseSchema, create(SignBatchResponseSchema, { results: Array.from({ length: 64 }, (_, i) => signResponse(i)) }));
-    check(SignResponseSchema, create(SignResponseSchema, {})); // every field at its default
+  it('keeps exactly the canonical bytes of a receipted Sign and SignBatch response', async () => {
+    await check(SignResponseSchema, signResponse(1));
+    await check(SignBatchResponseSchema, create(SignBatchResponseSchema, { results: Array.from({ length: 64 }, (_, i) => signResponse(i)) }));
+    await check(SignResponseSchema, create(SignResponseSchema, {})); // every field at its default
   });
 
-  it('does so for every other receipted response the appliance sends', () => {
-    check(SealKeyResponseSchema, create(SealKeyResponseSchema, { key: { keyId: 'key_1', algorithm: KeyAlgorithm.SECP256K1, publicKey: randomBytes(33), label: 'l' } }));
-    check(OpenSessionResponseSchema, create(OpenSessionResponseSchema, {}));
+  it('does so for every other receipted response the appliance sends', async () => {
+    await check(SealKeyResponseSchema, create(SealKeyResponseSchema, { key: { keyId: 'key_1', algorithm: KeyAlgorithm.SECP256K1, publicKey: randomBytes(33), label: 'l' } }));
+    await check(OpenSessionResponseSchema, create(OpenSessionResponseSchema, {}));
     for (const s of [GrantResponseSchema, RevokeResponseSchema, SetOwnerRuleResponseSchema, CreateGrantResponseSchema, RevokeGrantResponseSchema, DelegateResponseSchema] as const) {
-      check(s as DescMessage, create(s as DescMessage) as MessageShape<DescMessage> & { receipt?: Receipt });
+      await check(s as DescMessage, create(s as DescMessage) as MessageShape<DescMessage> & { receipt?: Receipt });
     }
   });
 
-  it('replaces a receipt already set: the digest covers the response without it', () => {
+  it('replaces a receipt already set: the digest covers the response without it', async () => {
     const res = signResponse(2);
     res.receipt = fakeReceipt(randomBytes(32));
     const without = toBinary(SignResponseSchema, { ...res, receipt: undefined });
     let signed: Uint8Array | undefined;
-    attachReceipt(SignResponseSchema, res, (d) => ((signed = d), fakeReceipt(d)));
+    await attachReceipt(SignResponseSchema, res, (d) => ((signed = d), fakeReceipt(d)));
     expect(signed).toEqual(sha256(without));
   });
 
-  it('builds a SignStream answer from its result kept bytes, equal to a fresh encoding', () => {
+  it('builds a SignStream answer from its result kept bytes, equal to a fresh encoding', async () => {
     const result = signResponse(3);
-    attachReceipt(SignResponseSchema, result, fakeReceipt);
+    await attachReceipt(SignResponseSchema, result, fakeReceipt);
     for (const id of [1n, 300n, 2n ** 63n + 5n]) {
       const answer = create(SignStreamResponseSchema, { id, outcome: { case: 'result', value: result } });
       expect(Buffer.from(responseBytes(SignStreamResponseSchema, answer)).equals(Buffer.from(toBinary(SignStreamResponseSchema, answer)))).toBe(true);
@@ -74,7 +74,7 @@ describe('encode once', () => {
     expect(responseBytes(SignStreamResponseSchema, refused)).toEqual(toBinary(SignStreamResponseSchema, refused));
   });
 
-  it('falls back to a fresh encoding for a message it did not receipt', () => {
+  it('falls back to a fresh encoding for a message it did not receipt', async () => {
     const res = signResponse(4);
     expect(responseBytes(SignResponseSchema, res)).toEqual(toBinary(SignResponseSchema, res));
   });

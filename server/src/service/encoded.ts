@@ -29,10 +29,10 @@ function receiptFieldOf(schema: DescMessage): number | undefined {
  * Sets `res.receipt` to what `sign` makes of the response's digest (the receipt field unset),
  * and remembers the response's full encoding for `responseBytes`.
  */
-export function attachReceipt<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, sign: (responseDigest: Uint8Array) => Receipt): void {
+export async function attachReceipt<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, sign: (responseDigest: Uint8Array) => Receipt | Promise<Receipt>): Promise<void> {
   res.receipt = undefined;
   const body = toBinary(schema, res);
-  const receipt = sign(new Uint8Array(createHash('sha256').update(body).digest()));
+  const receipt = await sign(new Uint8Array(createHash('sha256').update(body).digest()));
   res.receipt = receipt;
   const field = receiptFieldOf(schema);
   const unknown = (res as { $unknown?: readonly unknown[] }).$unknown;

@@ -253,7 +253,7 @@ export class ApplianceRpc {
       ...(req.import === undefined ? {} : { import: { enc: req.import.enc, ciphertext: req.import.ciphertext } }),
     });
     const res = create(SealKeyResponseSchema, { key: keyToWire(key) });
-    this.attachReceipt(ar, SealKeyResponseSchema, res, key.keyId);
+    await this.attachReceipt(ar, SealKeyResponseSchema, res, key.keyId);
     return res;
   }
 
@@ -282,7 +282,7 @@ export class ApplianceRpc {
     const approval = this.approvalOf(METHODS.sign, SignRequestSchema, req);
     const sig = await this.core.signing.sign(auth, item, approval);
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
-    this.attachReceipt(ar, SignResponseSchema, res, sig.keyId);
+    await this.attachReceipt(ar, SignResponseSchema, res, sig.keyId);
     return res;
   }
 
@@ -300,7 +300,7 @@ export class ApplianceRpc {
     const res = create(SignBatchResponseSchema, {
       results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
     });
-    this.attachReceipt(ar, SignBatchResponseSchema, res, '');
+    await this.attachReceipt(ar, SignBatchResponseSchema, res, '');
     return res;
   }
 
@@ -335,7 +335,7 @@ export class ApplianceRpc {
     const auth: Authenticated = { ...opened, requestDigest, nonceChanges: [], signal };
     const sig = await this.core.signing.sign(auth, signItemFromWire(req));
     const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
-    this.attachReceipt({ method: METHODS.signStream, bodyDigest: requestDigest }, SignResponseSchema, res, sig.keyId);
+    await this.attachReceipt({ method: METHODS.signStream, bodyDigest: requestDigest }, SignResponseSchema, res, sig.keyId);
     return res;
   }
 
@@ -364,7 +364,7 @@ export class ApplianceRpc {
       sealedSecret: opened.sealedSecret,
       expiresAtMs: BigInt(opened.expiresAt),
     });
-    this.attachReceipt(ar, OpenSessionResponseSchema, res, '');
+    await this.attachReceipt(ar, OpenSessionResponseSchema, res, '');
     return res;
   }
 
@@ -416,7 +416,7 @@ export class ApplianceRpc {
   async grant(req: GrantRequest, meta: CallMeta): Promise<GrantResponse> {
     const { ar, policy } = await this.changePolicy(METHODS.grant, GrantRequestSchema, req, meta, () => ({ kind: 'grant', grant: keyGrantFromWire(req.grant) }));
     const res = create(GrantResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    this.attachReceipt(ar, GrantResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, GrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -426,7 +426,7 @@ export class ApplianceRpc {
       return { kind: 'revoke', grantId: req.grantId };
     });
     const res = create(RevokeResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    this.attachReceipt(ar, RevokeResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, RevokeResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -436,7 +436,7 @@ export class ApplianceRpc {
       rule: req.rule === undefined ? undefined : usageRuleFromWire(req.rule),
     }));
     const res = create(SetOwnerRuleResponseSchema, { policy: keyPolicyToWire(req.keyId, policy) });
-    this.attachReceipt(ar, SetOwnerRuleResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, SetOwnerRuleResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -461,7 +461,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const grant = await this.core.delegations.createGrant(auth, newGrantFromWire(req), this.approvalOf(METHODS.createGrant, CreateGrantRequestSchema, req));
     const res = create(CreateGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
-    this.attachReceipt(ar, CreateGrantResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, CreateGrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -470,7 +470,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const grant = await this.core.delegations.revokeGrant(auth, req.keyId, req.grantId, this.approvalOf(METHODS.revokeGrant, RevokeGrantRequestSchema, req));
     const res = create(RevokeGrantResponseSchema, { grant: delegationGrantToWire(req.keyId, grant) });
-    this.attachReceipt(ar, RevokeGrantResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, RevokeGrantResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -490,7 +490,7 @@ export class ApplianceRpc {
     const auth = await this.core.auth.authenticate(ar);
     const d = await this.core.delegations.delegate(auth, delegateInputFromWire(req));
     const res = delegationToWire(d);
-    this.attachReceipt(ar, DelegateResponseSchema, res, req.keyId);
+    await this.attachReceipt(ar, DelegateResponseSchema, res, req.keyId);
     return res;
   }
 
@@ -534,9 +534,9 @@ export class ApplianceRpc {
   }
 
   /** Sets the response's receipt, over the response as it stands (receipt field unset). */
-  private attachReceipt<D extends DescMessage>(ar: Pick<AuthRequest, 'method' | 'bodyDigest'>, schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, keyId: string): void {
-    attachReceipt(schema, res, (responseDigest) =>
-      receiptToWire(this.core.receipts.sign({ method: ar.method, requestDigest: ar.bodyDigest, responseDigest, keyId, decision: 'allow' })),
+  private attachReceipt<D extends DescMessage>(ar: Pick<AuthRequest, 'method' | 'bodyDigest'>, schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, keyId: string): Promise<void> {
+    return attachReceipt(schema, res, async (responseDigest) =>
+      receiptToWire(await this.core.receipts.sign({ method: ar.method, requestDigest: ar.bodyDigest, responseDigest, keyId, decision: 'allow' })),
     );
   }
 }

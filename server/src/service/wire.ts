@@ -123,6 +123,7 @@ export function receiptToWire(r: SignedReceipt): Receipt {
     decision: r.decision,
     timeMs: BigInt(r.timeMs),
     signature: r.signature,
+    ...(r.batch === undefined ? {} : { batchIndex: r.batch.index, batchSize: r.batch.size, batchPath: [...r.batch.path] }),
   });
 }
 

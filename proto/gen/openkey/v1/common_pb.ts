@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openkey/v1/common.proto.
  */
 export const file_openkey_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChdvcGVua2V5L3YxL2NvbW1vbi5wcm90bxIKb3BlbmtleS52MSLJAQoHS2V5SW5mbxIOCgZrZXlfaWQYASABKAkSKwoJYWxnb3JpdGhtGAIgASgOMhgub3BlbmtleS52MS5LZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgDIAEoDBIPCgdhZGRyZXNzGAQgASgJEgsKA2RpZBgFIAEoCRINCgVvd25lchgGIAEoCRINCgVsYWJlbBgHIAEoCRIaChJyYXdfZGlnZXN0X3NpZ25pbmcYCCABKAgSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAyKhAQoHUmVjZWlwdBIPCgd2ZXJzaW9uGAEgASgNEg4KBm1ldGhvZBgCIAEoCRIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIXCg9yZXNwb25zZV9kaWdlc3QYBCABKAwSDgoGa2V5X2lkGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEg8KB3RpbWVfbXMYByABKAMSEQoJc2lnbmF0dXJlGAggASgMIj8KD1Bhc3NrZXlBcHByb3ZhbBIUCgxpc3N1ZWRfYXRfbXMYASABKAMSFgoOYXNzZXJ0aW9uX2pzb24YAiABKAkqZQoMS2V5QWxnb3JpdGhtEh0KGUtFWV9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIbChdLRVlfQUxHT1JJVEhNX1NFQ1AyNTZLMRABEhkKFUtFWV9BTEdPUklUSE1fRUQyNTUxORACYgZwcm90bzM");
+  fileDesc("ChdvcGVua2V5L3YxL2NvbW1vbi5wcm90bxIKb3BlbmtleS52MSLJAQoHS2V5SW5mbxIOCgZrZXlfaWQYASABKAkSKwoJYWxnb3JpdGhtGAIgASgOMhgub3BlbmtleS52MS5LZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgDIAEoDBIPCgdhZGRyZXNzGAQgASgJEgsKA2RpZBgFIAEoCRINCgVvd25lchgGIAEoCRINCgVsYWJlbBgHIAEoCRIaChJyYXdfZGlnZXN0X3NpZ25pbmcYCCABKAgSFQoNY3JlYXRlZF9hdF9tcxgJIAEoAyLeAQoHUmVjZWlwdBIPCgd2ZXJzaW9uGAEgASgNEg4KBm1ldGhvZBgCIAEoCRIWCg5yZXF1ZXN0X2RpZ2VzdBgDIAEoDBIXCg9yZXNwb25zZV9kaWdlc3QYBCABKAwSDgoGa2V5X2lkGAUgASgJEhAKCGRlY2lzaW9uGAYgASgJEg8KB3RpbWVfbXMYByABKAMSEQoJc2lnbmF0dXJlGAggASgMEhMKC2JhdGNoX2luZGV4GAkgASgNEhIKCmJhdGNoX3NpemUYCiABKA0SEgoKYmF0Y2hfcGF0aBgLIAMoDCI/Cg9QYXNza2V5QXBwcm92YWwSFAoMaXNzdWVkX2F0X21zGAEgASgDEhYKDmFzc2VydGlvbl9qc29uGAIgASgJKmUKDEtleUFsZ29yaXRobRIdChlLRVlfQUxHT1JJVEhNX1VOU1BFQ0lGSUVEEAASGwoXS0VZX0FMR09SSVRITV9TRUNQMjU2SzEQARIZChVLRVlfQUxHT1JJVEhNX0VEMjU1MTkQAmIGcHJvdG8z");
 
 /**
  * Public description of a key held by the appliance. Never contains secret material.
@@ -99,7 +99,7 @@ export const KeyInfoSchema: GenMessage<KeyInfo> = /*@__PURE__*/
  */
 export type Receipt = Message<"openkey.v1.Receipt"> & {
   /**
-   * Receipt format version; currently 1.
+   * Receipt format version: 1, signed alone; 2, signed together with other receipts (batch_*).
    *
    * @generated from field: uint32 version = 1;
    */
@@ -148,11 +148,34 @@ export type Receipt = Message<"openkey.v1.Receipt"> & {
   timeMs: bigint;
 
   /**
-   * Signature by the appliance identity key over the receipt's signing input.
+   * Signature by the appliance identity key. Version 1: over this receipt's signing input.
+   * Version 2 (receipts signed together): over the batch signing input, i.e. the root of an
+   * RFC 9162 Merkle tree whose leaves are the signing inputs of the receipts signed together.
    *
    * @generated from field: bytes signature = 8;
    */
   signature: Uint8Array;
+
+  /**
+   * Version 2 only: this receipt's leaf index in the tree (leaf hash SHA-256(0x00 ‖ its signing input)).
+   *
+   * @generated from field: uint32 batch_index = 9;
+   */
+  batchIndex: number;
+
+  /**
+   * Version 2 only: the number of leaves (receipts signed together); the signature covers it.
+   *
+   * @generated from field: uint32 batch_size = 10;
+   */
+  batchSize: number;
+
+  /**
+   * Version 2 only: the inclusion proof, sibling hashes from the leaf up to the root (RFC 9162 §2.1.3).
+   *
+   * @generated from field: repeated bytes batch_path = 11;
+   */
+  batchPath: Uint8Array[];
 };
 
 /**
