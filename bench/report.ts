@@ -147,12 +147,19 @@ export interface BenchRecord {
 function callLabel(s: Scenario): string {
   if (s.operation === 'getImportKey') return 'GetImportKey (no auth, no crypto)';
   const payload = s.payload === 'eip191' ? 'EIP-191' : s.payload === 'eip712' ? 'EIP-712' : 'Ed25519';
+  if (s.operation === 'signStream') return `SignStream ${payload}`;
   return s.operation === 'signBatch' ? `SignBatch ×${s.batchSize} ${payload}` : `Sign ${payload}`;
 }
 
 function authLabel(s: Scenario): string {
   if (s.operation === 'getImportKey') return '–';
+  if (s.operation === 'signStream') return 'session (at open)';
   return s.auth === 'session' ? 'session' : '**stamp**';
+}
+
+/** C, and for SignStream how it is made up: streams × messages in flight on each. */
+function concurrencyLabel(s: Scenario): string {
+  return s.streams > 0 ? `${s.concurrency} (${s.streams} × ${s.concurrency / s.streams})` : String(s.concurrency);
 }
 
 function transportLabel(s: Scenario): string {
@@ -185,7 +192,7 @@ export function loadTable(rows: readonly Row[]): string {
     const rate = s.operation === 'getImportKey' ? `${fmtInt(r.requestsPerSec)} req/s` : `**${fmtInt(r.signaturesPerSec)}** (${fmtRange(r.signaturesPerSecRuns, 0)})`;
     const perSig = s.operation === 'getImportKey' ? `${fmt(r.serverMicrosPerRequest, 0)} /req` : fmt(r.serverMicrosPerSignature, 0);
     lines.push(
-      `| ${transportLabel(s)} | ${callLabel(s)} | ${authLabel(s)} | ${s.concurrency} | ${rate} | ${fmt(r.p50, 2)} / ${fmt(r.p90, 2)} / ${fmt(r.p99, 2)} | ${fmt(r.serverCpuPct, 0)} % (${fmt(r.serverKernelPct, 0)} %; ${fmt(r.serverMainThreadPct, 0)} %) | ${perSig} | ${Number.isFinite(r.cpuRatio) ? `${fmt(r.cpuRatio, 1)}×` : '–'} | ${Number.isFinite(r.percentOfRaw) ? `${fmt(r.percentOfRaw, 0)} %` : '–'} | ${errorCell(r)} |`,
+      `| ${transportLabel(s)} | ${callLabel(s)} | ${authLabel(s)} | ${concurrencyLabel(s)} | ${rate} | ${fmt(r.p50, 2)} / ${fmt(r.p90, 2)} / ${fmt(r.p99, 2)} | ${fmt(r.serverCpuPct, 0)} % (${fmt(r.serverKernelPct, 0)} %; ${fmt(r.serverMainThreadPct, 0)} %) | ${perSig} | ${Number.isFinite(r.cpuRatio) ? `${fmt(r.cpuRatio, 1)}×` : '–'} | ${Number.isFinite(r.percentOfRaw) ? `${fmt(r.percentOfRaw, 0)} %` : '–'} | ${errorCell(r)} |`,
     );
   }
   return lines.join('\n');
@@ -314,6 +321,13 @@ export function renderMarkdown(rec: BenchRecord): string {
     '- **server CPU** = Δ(utime+stime) of the server process over the timed window (`/proc/<pid>/stat`, all threads), as % of one core, with the kernel’s share (stime) and the main JavaScript thread’s share (the rest: libuv pool threads doing LevelDB I/O and fsync, V8 GC/compiler threads); **server µs/sig** = that CPU time ÷ signatures completed in the window. **× raw CPU** = server µs/sig ÷ µs of the same work in-process (table above: EIP-191/EIP-712 with the native backend, Ed25519 with node:crypto). **% of raw rate** = signatures/s ÷ the in-process single-core rate.',
     '- **auth:** *session* rows open one service session per run before the window (OpenSession, stamped once) and then carry an `openkey-session` header on every request: an HMAC-SHA256 over the method, the body digest, the session id and a fresh sequence number, computed before the window; the appliance checks the MAC and accepts each sequence number once (in memory). *stamp* rows carry a per-request Ed25519 stamp (fresh nonce, signed before the window); the appliance verifies it and records the nonce in LevelDB. Either way it then checks the key’s policy, signs, writes the audit record, and signs a receipt. Latency is per call (a whole batch for SignBatch), measured at the generator.',
   );
+  const streamRows = rec.rows.filter((r) => r.scenario.streams > 0);
+  if (streamRows.length > 0) {
+    const checked = streamRows.reduce((a, r) => a + r.runs.reduce((b, x) => b + (x.checkedAnswers ?? 0), 0), 0);
+    parts.push(
+      `- **SignStream** rows: C = streams × messages in flight on each stream. Each stream is its own HTTP/2 connection of the lean client (whatever the gRPC generator of the other rows), opened once per run with an \`openkey-session\` header over the method and the empty body (a fresh sequence number per stream, computed before the window); its messages (SignStreamRequest, a distinct id each, framed before the window) carry no authentication of their own, and each is decided, audited and receipted like a unary Sign. Closed loop per stream: every answer releases the next message on that stream; messages written in one turn of the event loop share DATA frames. Latency is per message, from its write to its answer (matched by id). A StreamError answer counts as a failed call under its code. Besides the pre-flight (one message through the project's own client), ${fmtInt(checked)} answers of the load itself (the first 8 of each stream and every 128th) were decoded after the window and verified: id, signature recovering to the key, receipt naming SignStream and covering that message's SignRequest.`,
+    );
+  }
   if (olParams !== undefined) {
     parts.push(
       `- **Open loop** (half-max and overload rows): request k is due at t₀ + k ÷ rate (after a linear ramp from 0 over the first three quarters of the warm-up); a ${fmt(olParams.tickMs, 0)} ms timer sends every request that has fallen due, over ${olParams.connections} HTTP/2 connections, whatever the answers; with ${olParams.maxInFlight} calls in flight a due request is not sent and counts as an error (\`generator in-flight cap\`). Latency is measured **from the scheduled send time**, not from the actual send, so a stall of the server or of the generator counts in full (no coordinated omission); *send lag* is how late the generator itself sent.`,

@@ -2,7 +2,9 @@
 // encoding) are built once per distinct payload; every request then gets its own authentication
 // before the timed window: a service-session header (HMAC with the next sequence number) or an
 // Ed25519 stamp (fresh single-use nonce, current time). The generator spends almost nothing per
-// request while it runs, and the server never sees a replayed stamp or sequence number.
+// request while it runs, and the server never sees a replayed stamp or sequence number. A
+// SignStream run instead authenticates each stream once, when it opens (a session header over the
+// method and the empty body); its messages carry no authentication of their own.
 
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { createHash, randomBytes } from 'node:crypto';
@@ -13,8 +15,9 @@ import { base64UrlEncode, formatStamp, STAMP_HEADER, stampSigningInput } from '.
 import type { Credentials, ServiceSession } from '../clients/src/index.ts';
 import { mailJsons, personalMessages, PAYLOAD_POOL } from './payloads.ts';
 
-/** What a request asks the appliance to do. */
-export type Operation = 'sign' | 'signBatch' | 'getImportKey';
+/** What a request asks the appliance to do. `signStream`: Sign requests as the messages of
+ * long-lived SignStream calls. */
+export type Operation = 'sign' | 'signBatch' | 'signStream' | 'getImportKey';
 /** What Sign signs: EIP-191 personal message, EIP-712 Mail document, or an Ed25519 message. */
 export type PayloadKind = 'eip191' | 'eip712' | 'ed25519';
 
@@ -29,6 +32,7 @@ export interface RequestShape {
 export const METHOD_PATHS: Record<Operation, string> = {
   sign: '/openkey.v1.SignService/Sign',
   signBatch: '/openkey.v1.SignService/SignBatch',
+  signStream: '/openkey.v1.SignService/SignStream',
   getImportKey: '/openkey.v1.KeyService/GetImportKey',
 };
 
@@ -66,8 +70,10 @@ function encode<D extends DescMessage>(schema: D, message: MessageShape<D>): { b
   return { body, digest: new Uint8Array(createHash('sha256').update(body).digest()) };
 }
 
-/** Distinct bodies for `shape` and the SHA-256 of each (what a stamp signs). */
+/** Distinct bodies for `shape` and the SHA-256 of each (what a stamp signs). A SignStream's
+ * messages carry Sign requests: their bodies are those of `sign`. */
 function buildBodies(shape: RequestShape): { bodies: Buffer[]; digests: Uint8Array[] } {
+  if (shape.operation === 'signStream') return buildBodies({ ...shape, operation: 'sign' });
   if (shape.operation === 'getImportKey') {
     const { body, digest } = encode(GetImportKeyRequestSchema, create(GetImportKeyRequestSchema, {}));
     return { bodies: [body], digests: [digest] };
@@ -98,6 +104,7 @@ function buildBodies(shape: RequestShape): { bodies: Buffer[]; digests: Uint8Arr
  * stamp window (60 s by default); build it just before the run.
  */
 export function buildRequestPool(shape: RequestShape, credentials: Credentials, count: number, session?: ServiceSession): RequestPool {
+  if (shape.operation === 'signStream') throw new Error('SignStream runs take a stream pool (buildStreamPool)');
   const started = performance.now();
   const path = METHOD_PATHS[shape.operation];
   const { bodies, digests } = buildBodies(shape);
@@ -118,6 +125,35 @@ export function buildRequestPool(shape: RequestShape, credentials: Credentials, 
     }
   }
   return { path, authHeader: STAMP_HEADER, bodies, stamps, size: count, buildMs: performance.now() - started };
+}
+
+/** What a SignStream run sends: the streams' openings and the Sign requests of their messages. */
+export interface StreamRequestPool {
+  readonly path: string;
+  /** openkey-session. */
+  readonly authHeader: string;
+  /** One session header per stream: a MAC over the method and the empty body, each with a
+   * sequence number of its own (opening a stream spends it). */
+  readonly openings: readonly string[];
+  /** Distinct SignRequest bodies (protobuf); message id i carries requests[i mod requests.length]. */
+  readonly requests: readonly Buffer[];
+  /** Messages available: ids 1 … messages (0 is not a valid id). */
+  readonly messages: number;
+  /** Milliseconds spent building the pool. */
+  readonly buildMs: number;
+}
+
+/** SHA-256 of the empty body: what a SignStream's opening header covers. */
+export const EMPTY_BODY_DIGEST = new Uint8Array(createHash('sha256').digest());
+
+/** `streams` openings (the session's next sequence numbers) and the bodies of `messages` Sign
+ * requests of `shape`, for a SignStream run. */
+export function buildStreamPool(shape: RequestShape, session: ServiceSession, streams: number, messages: number): StreamRequestPool {
+  const started = performance.now();
+  const path = METHOD_PATHS.signStream;
+  const openings = Array.from({ length: streams }, () => session.stampDigest(path, EMPTY_BODY_DIGEST));
+  const { bodies } = buildBodies({ ...shape, operation: 'sign' });
+  return { path, authHeader: SESSION_HEADER, openings, requests: bodies, messages, buildMs: performance.now() - started };
 }
 
 /** gRPC length-prefixed message (gRPC over HTTP/2, "Length-Prefixed-Message"): flag 0, u32 BE length. */

@@ -245,6 +245,7 @@ function specFor(s: Scenario, o: Options, server: ApplianceProcess, p: Provision
     keyId: key.keyId,
     keyPublicKeyHex: key.publicKeyHex,
     concurrency: s.concurrency,
+    ...(s.streams > 0 ? { streams: s.streams } : {}),
     warmupMs,
     durationMs,
     maxRequests: poolSize(s, expectedRps, warmupMs + durationMs),
@@ -294,6 +295,7 @@ function runLine(id: string, batchSize: number, r: RunResult): string {
     `errors ${errors}`,
     errors === 0 ? '' : JSON.stringify(r.errors),
     ol === undefined ? '' : `\n      in flight every 0.5 s: ${ol.inFlightSamples.join(' ')}; server RSS MiB: ${r.serverRssSamplesKiB.map((k) => fmt(k / 1024, 0)).join(' ')}`,
+    r.checkedAnswers === undefined ? '' : `checked ${r.checkedAnswers} answers`,
     r.preflight === 'ok' ? '' : `PRE-FLIGHT: ${r.preflight}`,
     r.poolExhausted ? `POOL EXHAUSTED (${r.poolSize})` : '',
   ]
@@ -500,7 +502,7 @@ async function main(): Promise<void> {
       errors > 0 ? `${errors} failed calls` : '',
       unexpectedOverload > 0 ? `${unexpectedOverload} calls of the overload run failed with something other than ${OVERLOAD_REFUSAL}` : '',
       capped ? 'in the overload run the appliance did not answer (refuse) calls as fast as they were offered, so calls in flight reached the generator’s cap (a noisy machine? see --overload-factor)' : '',
-      badPreflight ? 'a pre-flight response did not verify' : '',
+      badPreflight ? 'a pre-flight response (or a checked SignStream answer) did not verify' : '',
     ].filter((x) => x !== '');
     log(`FAILED: ${why.join('; ')}`);
     process.exitCode = 1;

@@ -85,6 +85,18 @@ export function grpcOutcome(a: H2Answer): Outcome {
   return judge(undefined, a.status, grpcStatus, code, retryHint);
 }
 
+/** Opens `n` lean HTTP/2 connections; if one fails, closes the others and throws. */
+export async function connectAll(host: string, port: number, n: number, callTimeoutMs: number): Promise<RawH2Connection[]> {
+  const conns = await Promise.allSettled(Array.from({ length: n }, () => RawH2Connection.connect({ host, port, callTimeoutMs })));
+  const failed = conns.find((c) => c.status === 'rejected');
+  const opened = conns.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
+  if (failed !== undefined) {
+    await Promise.all(opened.map((c) => c.close()));
+    throw failed.reason;
+  }
+  return opened;
+}
+
 /** Calls over `connections` lean HTTP/2 connections. */
 export class RawGrpcCaller {
   private constructor(
@@ -93,14 +105,7 @@ export class RawGrpcCaller {
   ) {}
 
   static async open(host: string, port: number, connections: number, prepared: PreparedGrpcRequests, callTimeoutMs: number): Promise<RawGrpcCaller> {
-    const conns = await Promise.allSettled(Array.from({ length: connections }, () => RawH2Connection.connect({ host, port, callTimeoutMs })));
-    const failed = conns.find((c) => c.status === 'rejected');
-    const opened = conns.flatMap((c) => (c.status === 'fulfilled' ? [c.value] : []));
-    if (failed !== undefined) {
-      await Promise.all(opened.map((c) => c.close()));
-      throw failed.reason;
-    }
-    return new RawGrpcCaller(opened, prepared);
+    return new RawGrpcCaller(await connectAll(host, port, connections, callTimeoutMs), prepared);
   }
 
   get connections(): number {

@@ -2,12 +2,13 @@
 // one run specification at a time over IPC, pre-builds that run's authenticated requests (per-request
 // stamps, or one service session and an HMAC header per request), drives the appliance over gRPC
 // (the lean HTTP/2 client or node:http2; closed or open loop) or Connect (autocannon, closed loop),
-// and sends back the result.
+// or drives SignStream over the lean client (grpc-stream.ts), and sends back the result.
 
 import { createOpenKeyClient, credentialsFromPrivateKey, openServiceSession, type Credentials, type ServiceSession } from '../../clients/src/index.ts';
 import { buildRequestPool } from '../requests.ts';
 import { runConnectLoad } from './connect-autocannon.ts';
 import { runGrpcLoad } from './grpc-load.ts';
+import { runStreamLoad } from './grpc-stream.ts';
 import { isParentMessage, type ChildMessage, type RunResult, type RunSpec } from './protocol.ts';
 import { warmUpLeanClient } from './warm-up.ts';
 import { MeasurementWindow } from './window.ts';
@@ -19,9 +20,15 @@ function send(m: ChildMessage): void {
 async function runOne(spec: RunSpec): Promise<RunResult> {
   const credentials = credentialsFromPrivateKey('ed25519', new Uint8Array(Buffer.from(spec.credentialsPkcs8, 'base64')));
   const session = spec.auth === 'session' && spec.operation !== 'getImportKey' ? await openSession(spec, credentials) : undefined;
-  const pool = buildRequestPool(spec, credentials, spec.maxRequests, session);
   const ol = spec.openLoop;
   const win = new MeasurementWindow({ serverPid: spec.serverPid, warmupMs: spec.warmupMs, durationMs: spec.durationMs, capacity: spec.maxRequests, openLoop: ol !== undefined });
+  if (spec.operation === 'signStream') {
+    // Always the lean client, closed loop; a stream is authenticated by a service session only.
+    if (spec.transport !== 'grpc' || session === undefined || ol !== undefined) throw new Error('SignStream runs are gRPC, closed loop, with a service session');
+    const out = await runStreamLoad(spec, session, win);
+    return win.result({ batchSize: 1, poolSize: out.poolSize, poolBuildMs: out.poolBuildMs, sent: out.sent, preflight: out.preflight, checkedAnswers: out.checkedAnswers });
+  }
+  const pool = buildRequestPool(spec, credentials, spec.maxRequests, session);
   if (spec.transport === 'grpc') {
     const { sent, preflight, peakInFlight, inFlightSamples, connections, prepareMs } = await runGrpcLoad(spec, pool, win);
     const openLoop = ol === undefined ? undefined : { ...ol, peakInFlight, inFlightSamples, connections };

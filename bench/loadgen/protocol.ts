@@ -23,6 +23,9 @@ export interface RunSpec {
   /** Closed loop: requests in flight at once (each worker sends its next call when one returns).
    * Open loop: only sizes the connections (see `openLoop`). */
   readonly concurrency: number;
+  /** SignStream runs: the streams opened (one per connection); the `concurrency` messages in flight
+   * are spread evenly over them (a window of concurrency ÷ streams each). */
+  readonly streams?: number;
   /** Open loop (gRPC only): send at a fixed rate whatever the answers, instead of a closed loop. */
   readonly openLoop?: OpenLoopSpec;
   readonly warmupMs: number;
@@ -111,8 +114,11 @@ export interface RunResult {
   /** Milliseconds spent building the pool's authentication, and framing it for the lean client. */
   readonly poolBuildMs: number;
   readonly sent: number;
-  /** "ok" when the pre-flight response verified, otherwise why not. */
+  /** "ok" when the pre-flight response verified (and, for SignStream, every answer kept for
+   * checking), otherwise why not. */
   readonly preflight: string;
+  /** SignStream runs: answers of the load itself decoded and verified after the window. */
+  readonly checkedAnswers?: number;
   /** Set for an open-loop run. */
   readonly openLoop?: OpenLoopResult;
 }

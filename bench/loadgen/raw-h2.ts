@@ -1,11 +1,14 @@
 // A minimal HTTP/2 client (RFC 9113) on one node:net socket, for the load generator. It sends
 // requests whose HEADERS frames were encoded before the timed window (the stream id is written in
 // as the frame is copied out), many per socket write, and reads answers with a frame parser over
-// a reused buffer and an HPACK decoder (hpack.ts). It does what unary gRPC calls need and no more:
-// the preface and SETTINGS exchange, PING answers, GOAWAY and RST_STREAM (reported as failed
-// calls), the peer's MAX_CONCURRENT_STREAMS (calls beyond it wait their turn), the connection and
-// stream send windows (DATA waits for WINDOW_UPDATE), and receive windows replenished in batches.
-// No server push, no priorities, no TLS; h2c with prior knowledge only.
+// a reused buffer and an HPACK decoder (hpack.ts). It does what unary gRPC calls and long-lived
+// (bidirectional streaming) gRPC calls need and no more: the preface and SETTINGS exchange, PING
+// answers, GOAWAY and RST_STREAM (reported as failed calls), the peer's MAX_CONCURRENT_STREAMS
+// (calls beyond it wait their turn), the connection and stream send windows (DATA waits for
+// WINDOW_UPDATE), and receive windows replenished in batches. A long-lived stream (openStream) is
+// written to piece by piece, its DATA handed to the caller as it arrives, and it times out only
+// when nothing has arrived on it for the call timeout. No server push, no priorities, no TLS; h2c
+// with prior knowledge only.
 
 import * as net from 'node:net';
 import { HpackDecoder, HpackError } from './hpack.ts';
@@ -76,7 +79,8 @@ export interface RawH2Options {
   readonly port: number;
   /** Our receive window for each stream and for the connection, octets (default 16 MiB). */
   readonly receiveWindow?: number;
-  /** A call unanswered for this long is reset (CANCEL) and fails with `timeout` (default 10 s). */
+  /** A call unanswered for this long is reset (CANCEL) and fails with `timeout` (default 10 s); for
+   * a stream from openStream(), that long without a frame arriving on it. */
   readonly callTimeoutMs?: number;
   /** Connecting, including the peer's first SETTINGS, must take less than this (default 10 s). */
   readonly connectTimeoutMs?: number;
@@ -100,6 +104,26 @@ export interface H2Answer {
 }
 
 export type AnswerHandler = (answer: H2Answer) => void;
+
+/** DATA payload of a stream from openStream(), as it arrives (padding excluded): `buf[from, to)`,
+ * valid only during the call. It must not throw; it may write to, end or cancel any stream. */
+export type DataHandler = (buf: Buffer, from: number, to: number) => void;
+
+/** A long-lived stream (openStream): written piece by piece, ended or cancelled by the caller. */
+export interface H2Stream {
+  /** The stream id; 0 while it waits for a slot under the peer's MAX_CONCURRENT_STREAMS. */
+  readonly id: number;
+  /** Octets written and not yet sent: waiting for a flow-control window (or for the stream to start). */
+  readonly unsent: number;
+  /** Sends `data` as DATA (not copied: it must stay unchanged until sent). Several writes of one
+   * turn of the event loop share DATA frames, up to 16 KiB each, as the windows allow. Writing to a
+   * stream that has ended does nothing; writing after end() is a mistake and throws. */
+  write(data: Uint8Array): void;
+  /** Half-closes: END_STREAM goes out after the last octet written. */
+  end(): void;
+  /** Resets the stream (RST_STREAM CANCEL); it ends with the error `cancelled`. */
+  cancel(): void;
+}
 
 // Frames of every connection collect in its send buffer and go out once per turn of the event loop
 // (setImmediate runs after the loop has handled all sockets that were ready): the answers read in
@@ -146,6 +170,13 @@ function writeFrameHeader(b: Buffer, at: number, length: number, type: number, f
   b.writeUInt32BE(streamId, at + 5);
 }
 
+const EMPTY = new Uint8Array(0);
+
+/** The payload length of the frame whose header is at `b[at]`. */
+function frameLength(b: Buffer, at: number): number {
+  return ((b[at] as number) << 16) | ((b[at + 1] as number) << 8) | (b[at + 2] as number);
+}
+
 class Stream implements H2Answer {
   id = 0;
   status = 0;
@@ -153,25 +184,57 @@ class Stream implements H2Answer {
   dataBytes = 0;
   data: Buffer | undefined = undefined;
   error: string | undefined = undefined;
-  /** Body octets sent so far, and what the peer still lets us send on this stream. */
+  /** The chunk being sent and its octets sent so far; chunks written after it wait in `queue`
+   * (from queueHead on). A unary request has one chunk, its body. */
+  body: Uint8Array;
   sent = 0;
+  queue: Uint8Array[] | undefined = undefined;
+  queueHead = 0;
+  /** Octets written and not yet sent. */
+  unsent: number;
+  /** END_STREAM is to follow the last octet written; it has gone out. */
+  endLocal: boolean;
+  localClosed = false;
+  /** The call has ended (its handler has run or is running). */
+  ended = false;
+  /** What the peer still lets us send on this stream. */
   sendWindow = 0;
   /** What we still let the peer send, and what it sent since our last WINDOW_UPDATE. */
   recvWindow = 0;
   recvUnacked = 0;
   /** Waiting in the blocked list for a send window. */
   blocked = false;
-  /** Started at this sweep tick (for the call timeout). */
+  /** Started at this sweep tick (for the call timeout); for a long-lived stream, the tick of the
+   * last frame that arrived on it. */
   startedTick = 0;
   chunks: Buffer[] | undefined;
 
   constructor(
     readonly headers: Uint8Array,
-    readonly body: Uint8Array,
+    body: Uint8Array,
     readonly done: AnswerHandler,
     keepData: boolean,
+    /** Set for a long-lived stream (openStream): gets the DATA as it arrives. */
+    readonly onData: DataHandler | undefined,
   ) {
+    this.body = body;
+    this.unsent = body.length;
+    this.endLocal = onData === undefined;
     this.chunks = keepData ? [] : undefined;
+  }
+
+  /** Moves to the next queued chunk; false when nothing is queued. */
+  nextChunk(): boolean {
+    const q = this.queue;
+    if (q === undefined || this.queueHead >= q.length) return false;
+    this.body = q[this.queueHead] as Uint8Array;
+    q[this.queueHead++] = EMPTY;
+    this.sent = 0;
+    if (this.queueHead === q.length) {
+      q.length = 0;
+      this.queueHead = 0;
+    }
+    return true;
   }
 }
 
@@ -195,6 +258,10 @@ export class RawH2Connection {
   // Outgoing frames collect here and go out in one write per turn of the event loop (flushAll).
   private out = Buffer.allocUnsafe(OUT_CHUNK);
   private outLen = 0;
+  /** Offset in `out` of the last frame there when it is a DATA frame without END_STREAM (of stream
+   * tailStream), which later writes of that stream may extend; -1 otherwise. */
+  private tailData = -1;
+  private tailStream = 0;
   /** In the `dirty` list. */
   private queued = false;
   // Incoming octets not yet parsed (a partial frame), and a header block being continued.
@@ -270,7 +337,34 @@ export class RawH2Connection {
    * is kept and handed over as `data`.
    */
   request(headers: Uint8Array, body: Uint8Array, done: AnswerHandler, keepData = false): void {
-    const s = new Stream(headers, body, done, keepData);
+    this.begin(new Stream(headers, body, done, keepData, undefined));
+  }
+
+  /**
+   * Opens a long-lived stream (a bidirectional gRPC call): `headers` is a HEADERS frame from
+   * headersFrame(), sent without END_STREAM; the returned stream takes writes (sent as the windows
+   * allow), end() and cancel(). Its DATA goes to `onData` as it arrives, and `done` runs once when
+   * the stream ends — END_STREAM from the peer (its header blocks in `fields`), or a failure as for
+   * request(), or `timeout` after the call timeout without a frame arriving on it — never
+   * synchronously inside this call.
+   */
+  openStream(headers: Uint8Array, onData: DataHandler, done: AnswerHandler): H2Stream {
+    const s = new Stream(headers, EMPTY, done, false, onData);
+    this.begin(s);
+    return {
+      get id() {
+        return s.id;
+      },
+      get unsent() {
+        return s.unsent;
+      },
+      write: (data) => this.write(s, data),
+      end: () => this.endLocal(s),
+      cancel: () => this.cancel(s),
+    };
+  }
+
+  private begin(s: Stream): void {
     if (this.refusing !== undefined) {
       const why = this.refusing;
       process.nextTick(() => this.finish(s, why));
@@ -278,6 +372,33 @@ export class RawH2Connection {
     }
     if (this.active < this.peerMaxStreams && this.pendingHead === this.pending.length) this.start(s);
     else this.pending.push(s);
+  }
+
+  private write(s: Stream, data: Uint8Array): void {
+    if (s.endLocal) throw new Error('write after end() of an HTTP/2 stream');
+    if (s.ended || data.length === 0) return;
+    s.unsent += data.length;
+    if (s.sent === s.body.length && (s.queue === undefined || s.queueHead === s.queue.length)) {
+      s.body = data;
+      s.sent = 0;
+    } else {
+      (s.queue ??= []).push(data);
+    }
+    if (s.id !== 0 && !s.blocked) this.sendBody(s);
+  }
+
+  private endLocal(s: Stream): void {
+    if (s.endLocal || s.ended) return;
+    s.endLocal = true;
+    if (s.id !== 0 && !s.blocked) this.sendBody(s);
+  }
+
+  private cancel(s: Stream): void {
+    if (s.ended) return;
+    // A stream still waiting for a slot is skipped when its turn comes (startPending).
+    if (s.id !== 0 && this.streams.get(s.id) === s && this.dead === undefined) this.rstStream(s.id, 'CANCEL');
+    s.localClosed = true;
+    this.finish(s, 'cancelled');
   }
 
   /** Ends the connection politely (GOAWAY NO_ERROR); calls still open fail with `connection closed`. */
@@ -337,6 +458,7 @@ export class RawH2Connection {
     }
     const at = this.outLen;
     this.outLen += n;
+    this.tailData = -1;
     if (!this.queued) {
       this.queued = true;
       dirty.push(this.flush);
@@ -355,6 +477,7 @@ export class RawH2Connection {
     // The socket keeps `chunk` until written: the next frames go to a new buffer.
     this.out = Buffer.allocUnsafe(Math.max(OUT_CHUNK, this.out.length));
     this.outLen = 0;
+    this.tailData = -1;
     this.socket.write(chunk);
   };
 
@@ -388,16 +511,23 @@ export class RawH2Connection {
     const h = s.headers;
     const at = this.reserve(h.length);
     this.out.set(h, at);
-    this.out[at + 4] = FLAG_END_HEADERS | (s.body.length === 0 ? FLAG_END_STREAM : 0);
+    const endNow = s.endLocal && s.unsent === 0;
+    this.out[at + 4] = FLAG_END_HEADERS | (endNow ? FLAG_END_STREAM : 0);
     this.out.writeUInt32BE(id, at + 5);
-    if (s.body.length > 0) this.sendBody(s);
+    if (endNow) s.localClosed = true;
+    else if (s.unsent > 0 || s.endLocal) this.sendBody(s);
   }
 
-  /** Sends as much of the body as the windows allow; a stream left with more waits in the blocked list. */
+  /**
+   * Sends as much of what was written as the windows allow, then END_STREAM if asked for and all
+   * has gone out; a stream left with more waits in the blocked list. Octets written in one turn of
+   * the event loop extend this stream's DATA frame at the end of the send buffer, up to 16 KiB.
+   */
   private sendBody(s: Stream): void {
-    const body = s.body;
-    while (s.sent < body.length) {
-      const n = Math.min(body.length - s.sent, this.connSendWindow, s.sendWindow, MAX_FRAME_PAYLOAD);
+    for (;;) {
+      if (s.sent === s.body.length && !s.nextChunk()) break;
+      const body = s.body;
+      let n = Math.min(body.length - s.sent, this.connSendWindow, s.sendWindow);
       if (n <= 0) {
         if (!s.blocked) {
           s.blocked = true;
@@ -405,13 +535,42 @@ export class RawH2Connection {
         }
         return;
       }
-      const last = s.sent + n === body.length;
-      const at = this.reserve(FRAME_HEADER + n);
-      writeFrameHeader(this.out, at, n, DATA, last ? FLAG_END_STREAM : 0, s.id);
-      this.out.set(n === body.length ? body : body.subarray(s.sent, s.sent + n), at + FRAME_HEADER);
+      const tail = this.tailStream === s.id ? this.tailData : -1;
+      const tailLength = tail < 0 ? MAX_FRAME_PAYLOAD : frameLength(this.out, tail);
+      let at: number;
+      if (tailLength < MAX_FRAME_PAYLOAD) {
+        n = Math.min(n, MAX_FRAME_PAYLOAD - tailLength);
+        at = this.reserve(n);
+        const grown = tailLength + n;
+        this.out[tail] = grown >>> 16;
+        this.out[tail + 1] = (grown >>> 8) & 0xff;
+        this.out[tail + 2] = grown & 0xff;
+        this.tailData = tail;
+      } else {
+        n = Math.min(n, MAX_FRAME_PAYLOAD);
+        const h = this.reserve(FRAME_HEADER + n);
+        writeFrameHeader(this.out, h, n, DATA, 0, s.id);
+        at = h + FRAME_HEADER;
+        this.tailData = h;
+      }
+      this.tailStream = s.id;
+      this.out.set(n === body.length ? body : body.subarray(s.sent, s.sent + n), at);
       s.sent += n;
+      s.unsent -= n;
       s.sendWindow -= n;
       this.connSendWindow -= n;
+    }
+    if (s.endLocal && !s.localClosed) {
+      s.localClosed = true;
+      // On this stream's last DATA frame when it is still the last frame; otherwise an empty one.
+      const tail = this.tailStream === s.id ? this.tailData : -1;
+      if (tail >= 0) {
+        this.out[tail + 4] = (this.out[tail + 4] as number) | FLAG_END_STREAM;
+      } else {
+        const h = this.reserve(FRAME_HEADER); // first: it may move `out`
+        writeFrameHeader(this.out, h, 0, DATA, FLAG_END_STREAM, s.id);
+      }
+      this.tailData = -1;
     }
   }
 
@@ -429,7 +588,7 @@ export class RawH2Connection {
   private startPending(): void {
     while (this.active < this.peerMaxStreams && this.pendingHead < this.pending.length && this.refusing === undefined) {
       const s = this.pending[this.pendingHead++] as Stream;
-      this.start(s);
+      if (!s.ended) this.start(s); // cancelled while it waited
     }
     if (this.pendingHead === this.pending.length) {
       if (this.pendingHead > 0) {
@@ -446,11 +605,13 @@ export class RawH2Connection {
 
   /** Ends one call: an answer (error undefined) or a failure. */
   private finish(s: Stream, error: string | undefined): void {
+    if (s.ended) return;
+    s.ended = true;
     if (s.id !== 0 && this.streams.get(s.id) === s) {
       this.streams.delete(s.id);
       this.active--;
-      // The answer ended before our body did (§8.1): stop the stream instead of sending the rest.
-      if (error === undefined && s.sent < s.body.length && this.dead === undefined) this.rstStream(s.id, 'CANCEL');
+      // The answer ended before our side did (§8.1): stop the stream instead of sending the rest.
+      if (error === undefined && !s.localClosed && this.dead === undefined) this.rstStream(s.id, 'CANCEL');
     }
     s.error = error;
     if (s.chunks !== undefined) {
@@ -725,6 +886,14 @@ export class RawH2Connection {
     }
     s.dataBytes += to - from;
     if (s.chunks !== undefined && to > from) s.chunks.push(Buffer.from(buf.subarray(from, to)));
+    if (s.onData !== undefined) {
+      s.startedTick = this.tick;
+      if (to > from) {
+        s.onData(buf, from, to);
+        // The handler may have cancelled the stream, or ended the connection.
+        if (s.ended || this.dead !== undefined) return;
+      }
+    }
     if (flags & FLAG_END_STREAM) {
       this.finish(s, undefined);
       return;
@@ -779,6 +948,7 @@ export class RawH2Connection {
     this.decoder.decode(block, from, to, fields);
     const s = this.streams.get(sid);
     if (s === undefined) return; // the stream has ended (reset or timed out)
+    if (s.onData !== undefined) s.startedTick = this.tick;
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i] as string;
       const value = fields[i + 1] as string;

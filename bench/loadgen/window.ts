@@ -142,6 +142,7 @@ export class MeasurementWindow {
     readonly poolBuildMs: number;
     readonly sent: number;
     readonly preflight: string;
+    readonly checkedAnswers?: number;
     readonly openLoop?: OpenLoopSpec & { readonly peakInFlight: number; readonly inFlightSamples: readonly number[]; readonly connections: number };
   }): RunResult {
     const a = this.startSnap;
@@ -182,6 +183,7 @@ export class MeasurementWindow {
       poolBuildMs: extra.poolBuildMs,
       sent: extra.sent,
       preflight: extra.preflight,
+      ...(extra.checkedAnswers === undefined ? {} : { checkedAnswers: extra.checkedAnswers }),
       ...(ol === undefined
         ? {}
         : {
