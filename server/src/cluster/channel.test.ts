@@ -1,10 +1,8 @@
-// The owner/worker channel without processes: two ports that deliver structured clones on the
-// next turn (as Node's "advanced" IPC serialization does). The whole Store contract runs through
+// The owner/worker channel without processes (test-ports.ts). The whole Store contract runs through
 // RemoteStore → channel → owner handlers → a real store; plus error and cancellation crossing,
 // batching, and what happens when the owner goes away. The real IPC is covered end to end by
 // test/e2e-cluster.test.ts.
 
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,29 +14,9 @@ import { codeOf, nonce, principal, storeContract } from '../adapters/store.contr
 import { OpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
 import type { SharedServiceSessions } from '../core/service-sessions.ts';
-import { ChannelClient, serveChannel, type Handler, type IpcPort } from './channel.ts';
+import { ChannelClient, serveChannel, type Handler } from './channel.ts';
 import { RemoteServiceSessions, RemoteStore, ownerHandlers } from './remote.ts';
-
-class TestPort extends EventEmitter implements IpcPort {
-  peer: TestPort | undefined;
-  sent = 0;
-  connected = true;
-  send(message: unknown): boolean {
-    if (!this.connected) throw new Error('channel closed');
-    this.sent++;
-    const copy = structuredClone(message);
-    setImmediate(() => this.peer?.emit('message', copy));
-    return true;
-  }
-}
-
-function portPair(): [TestPort, TestPort] {
-  const a = new TestPort();
-  const b = new TestPort();
-  a.peer = b;
-  b.peer = a;
-  return [a, b];
-}
+import { portPair, type TestPort } from './test-ports.ts';
 
 const noSessions: SharedServiceSessions = {
   open: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
