@@ -132,6 +132,34 @@ function unhexId(h: string): string | undefined {
   }
 }
 
+// ---- read versions ------------------------------------------------------------------------------
+
+const ABSENT_VERSION = new Uint8Array(0);
+
+/**
+ * The read version (core/read-versions.ts) of stored bytes, remembered per storage key: a version
+ * is a function of the key and the bytes alone, so a remembered one is reused exactly when the
+ * bytes are the same, and a commit's condition costs a byte comparison instead of a decode and a
+ * hash. Bounded; the oldest entries go first.
+ */
+class VersionMemo {
+  readonly #entries = new Map<string, { readonly raw: Uint8Array; readonly version: Uint8Array }>();
+
+  constructor(private readonly max: number) {}
+
+  of(key: string, raw: Uint8Array, compute: () => Uint8Array): Uint8Array {
+    const hit = this.#entries.get(key);
+    if (hit !== undefined && Buffer.compare(hit.raw, raw) === 0) return hit.version;
+    const version = compute();
+    this.#entries.delete(key);
+    this.#entries.set(key, { raw: Uint8Array.from(raw), version });
+    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value as string);
+    return version;
+  }
+}
+
+const versions = new VersionMemo(1024);
+
 // ---- staged writes ------------------------------------------------------------------------------
 
 /** One commit's view of the store: reads see the commit's own staged writes first. */
@@ -328,7 +356,8 @@ function plan(change: Change): Step {
       const key = keyKey(keyId);
       return async (tx) => {
         const raw = await tx.get(key);
-        if (!equalBytes(keyRecordVersion(raw === undefined ? undefined : decodeKey(raw, keyId)), version)) throw new OpenKeyError('CONFLICT', 'key record changed since it was read');
+        const current = raw === undefined ? ABSENT_VERSION : versions.of(key, raw, () => keyRecordVersion(decodeKey(raw, keyId)));
+        if (!equalBytes(current, version)) throw new OpenKeyError('CONFLICT', 'key record changed since it was read');
       };
     }
     case 'expectDoc': {
@@ -338,7 +367,8 @@ function plan(change: Change): Step {
       const key = docKey(space, id);
       return async (tx) => {
         const raw = await tx.get(key);
-        if (!equalBytes(docVersion(raw === undefined ? undefined : decodeDoc(raw)), version)) throw new OpenKeyError('CONFLICT', `${space} document changed since it was read`);
+        const current = raw === undefined ? ABSENT_VERSION : versions.of(key, raw, () => docVersion(decodeDoc(raw)));
+        if (!equalBytes(current, version)) throw new OpenKeyError('CONFLICT', `${space} document changed since it was read`);
       };
     }
     case 'serviceSession':
