@@ -213,7 +213,8 @@ export class RemoteServiceSessions implements ServiceSessionsPort {
     const s = auth.serviceSession;
     try {
       if (s !== undefined) {
-        const secret = shared.secret === undefined ? this.#known.get(s.id)?.secret : Buffer.from(shared.secret);
+        // Concurrent first calls may each have been sent the secret: keep the copy already held.
+        const secret = this.#known.get(s.id)?.secret ?? (shared.secret === undefined ? undefined : Buffer.from(shared.secret));
         if (!this.#known.has(s.id) && this.#known.size >= MAX_KNOWN_SESSIONS) this.#forgetEnded();
         this.#known.set(s.id, { principal: copyPrincipal(auth.principal), expiresAt: s.expiresAt, secret });
       }
