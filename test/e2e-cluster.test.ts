@@ -5,7 +5,10 @@
 // single-use across workers; a revocation is seen at once by every worker; the audit chain written
 // by both stays one verified chain; a killed worker is replaced while the other keeps serving; and
 // SIGTERM under load drains: every call that got a signature has its audit record, and the process
-// tree exits 0.
+// tree exits 0. Workers keep key records, policies and session secrets and the owner checks them
+// at commit, so the tests also pin connections to workers: a revocation made through one worker is
+// honoured by the very next call on the other, and one session header sent to both at once is
+// signed and recorded once.
 
 import { create } from '@bufbuild/protobuf';
 import { createClient } from '@connectrpc/connect';
@@ -49,6 +52,26 @@ async function registerService(app: ClusterAppliance, name: string): Promise<{ c
 /** The worker pids that logged a rejected call since `from` (each rejected call logs its worker). */
 function rejectingWorkers(app: ClusterAppliance, from: number): Set<number> {
   return new Set(app.lines.slice(from).filter((l) => l.msg === 'call rejected' && typeof l.pid === 'number').map((l) => l.pid as number));
+}
+
+/** The worker serving `client`'s connection: the one that logs the refusal of a call for no key. */
+async function workerOf(app: ClusterAppliance, client: OpenKeyClient): Promise<number> {
+  const mark = app.lines.length;
+  expect(await codeOf(client.keys.getKey({ keyId: `key_${'0'.repeat(32)}` }))).not.toBe('no-error');
+  const line = await app.waitFor((l) => l.msg === 'call rejected' && typeof l.pid === 'number' && app.lines.indexOf(l) >= mark, 5_000);
+  return line.pid as number;
+}
+
+/** One client (its own connection) on each of the two workers, keyed by worker pid. */
+async function onEachWorker(app: ClusterAppliance, make: () => OpenKeyClient): Promise<Map<number, OpenKeyClient>> {
+  const byWorker = new Map<number, OpenKeyClient>();
+  for (let i = 0; i < 16 && byWorker.size < 2; i++) {
+    const c = make();
+    const pid = await workerOf(app, c);
+    if (!byWorker.has(pid)) byWorker.set(pid, c);
+  }
+  expect(byWorker.size).toBe(2);
+  return byWorker;
 }
 
 describe('cluster: two workers and a store owner', () => {
@@ -141,6 +164,55 @@ describe('cluster: two workers and a store owner', () => {
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
     // 60 + 4 + 1 + 100 (streams) signatures by the service itself so far, all allowed by its ownership.
     expect(exp.records.filter((r) => r.operation === 'personal_sign' && r.principal === svc.creds.principalId && r.decision === 'allow')).toHaveLength(165);
+  });
+
+  it('a revocation made through one worker is honoured by the very next call on the other, stamped or session-authenticated', async () => {
+    const grantee = generateCredentials('ed25519');
+    const granteeConnect = createOpenKeyClient({ baseUrl: app.connectUrl, credentials: grantee });
+    await granteeConnect.principals.createPrincipal({ algorithm: PrincipalKeyAlgorithm.ED25519, publicKey: grantee.publicKey, name: 'grantee across workers' });
+    const session = await openServiceSession(granteeConnect.principals);
+    const owners = await onEachWorker(app, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc', credentials: svc.creds }));
+    const stamped = await onEachWorker(app, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc', credentials: grantee }));
+    const sessioned = await onEachWorker(app, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc' }));
+    const withSession = (c: OpenKeyClient, message: string) => {
+      const req = signRequest(svc.keyId, message);
+      return codeOf(c.signing.sign(req, { headers: { [SESSION_HEADER]: session.stampDigest(SIGN, requestDigest(SignRequestSchema, req)) } }));
+    };
+    const [a, b] = [...owners.keys()] as [number, number];
+    for (const [through, other] of [[a, b], [b, a]] as const) {
+      const grant = { keyId: svc.keyId, grant: { id: 'across', principal: { kind: PrincipalKind.SERVICE, id: grantee.principalId }, rule: { operations: [SignOperation.PERSONAL_SIGN] } } };
+      await owners.get(through)?.policy.grant(grant);
+      // The other worker decides with the grant (twice: a session's first call there is checked by the owner, later ones by the worker).
+      for (const i of [1, 2]) {
+        expect(await codeOf((stamped.get(other) as OpenKeyClient).signing.sign(signRequest(svc.keyId, `granted ${i}`)))).toBe('no-error');
+        expect(await withSession(sessioned.get(other) as OpenKeyClient, `granted ${i}`)).toBe('no-error');
+      }
+      await owners.get(through)?.policy.revoke({ keyId: svc.keyId, grantId: 'across' });
+      expect(await codeOf((stamped.get(other) as OpenKeyClient).signing.sign(signRequest(svc.keyId, 'revoked')))).toBe('KEY_NOT_FOUND');
+      expect(await withSession(sessioned.get(other) as OpenKeyClient, 'revoked')).toBe('KEY_NOT_FOUND');
+    }
+  });
+
+  it('one session header sent to both workers at once is signed once and recorded once; a denied one is not recorded twice', async () => {
+    const session = await openServiceSession(svc.client.principals);
+    const clients = [...(await onEachWorker(app, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc' }))).values()];
+    const header = (req: ReturnType<typeof signRequest>) => session.stampDigest(SIGN, requestDigest(SignRequestSchema, req));
+    // Each worker has seen the session once, so from here on each checks its MACs itself.
+    for (const c of clients) expect(await codeOf(c.signing.sign(signRequest(svc.keyId, 'warm'), { headers: { [SESSION_HEADER]: header(signRequest(svc.keyId, 'warm')) } }))).toBe('no-error');
+    const digests: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const req = signRequest(i < 8 ? svc.keyId : `key_${'0'.repeat(32)}`, `both at once ${i}`);
+      const h = header(req);
+      digests.push(Buffer.from(requestDigest(SignRequestSchema, req)).toString('hex'));
+      const codes = await Promise.all(clients.map((c) => codeOf(c.signing.sign(req, { headers: { [SESSION_HEADER]: h } }))));
+      expect(codes.sort()).toEqual(i < 8 ? ['STAMP_REPLAYED', 'no-error'] : ['KEY_NOT_FOUND', 'STAMP_REPLAYED']);
+    }
+    const { export: exp } = await exportAuditLog(svc.client.audit, { from: 1 });
+    expect(verifyAuditExport(exp, identity)).toMatchObject({ ok: true });
+    for (const [i, d] of digests.entries()) {
+      const records = exp.records.filter((r) => Buffer.from(r.requestDigest).toString('hex') === d);
+      expect(records.map((r) => r.decision)).toEqual([i < 8 ? 'allow' : 'deny']);
+    }
   });
 
   it('a killed worker is replaced; the other keeps serving meanwhile', async () => {

@@ -30,8 +30,8 @@ import { PrincipalService } from './core/principals.ts';
 import { ReceiptSigner } from './core/receipts.ts';
 import { SealingKeyring, seal, unseal } from './core/sealing.ts';
 import { hpkeSeal } from './core/crypto/hpke.ts';
-import { ServiceSessions, type ServiceSessionsPort } from './core/service-sessions.ts';
-import { SignService } from './core/signing.ts';
+import { ServiceSessions, type ServiceSessionsPort, type SharedServiceSessions } from './core/service-sessions.ts';
+import { SignService, type DecisionReads } from './core/signing.ts';
 import type { Config } from './config.ts';
 import { ApplianceRpc } from './service/rpc.ts';
 import { startSimulator, type RunningSimulator } from './simulator/simulator.ts';
@@ -55,10 +55,20 @@ export interface RunningAppliance {
 /** What a cluster owner holds for every worker: the store, the service sessions, the TEE. */
 export interface OwnedState {
   readonly store: Store;
-  readonly serviceSessions: ServiceSessionsPort;
+  readonly serviceSessions: SharedServiceSessions;
   readonly collateral: CollateralProvider | undefined;
   /** Where workers reach the TEE (the simulator's socket, or the dstack guest agent). */
   readonly teeEndpoint: string;
+}
+
+/** A worker's view of the owner's state, and where its signing decisions read from. */
+export interface WorkerState {
+  readonly store: Store;
+  readonly serviceSessions: ServiceSessionsPort;
+  readonly collateral: CollateralProvider | undefined;
+  readonly teeEndpoint: string;
+  /** Cached reads whose versions the owner checks at commit (cluster/worker-reads.ts). */
+  readonly reads: DecisionReads;
 }
 
 /**
@@ -67,7 +77,7 @@ export interface OwnedState {
  * and TEE endpoint, listen, and leave the one-time work (simulator, administrators, development
  * policy, pruning) to the owner.
  */
-export type ApplianceRole = { readonly kind: 'owner' } | ({ readonly kind: 'worker' } & OwnedState);
+export type ApplianceRole = { readonly kind: 'owner' } | ({ readonly kind: 'worker' } & WorkerState);
 
 export interface ApplianceOverrides {
   readonly logger?: Logger;
@@ -222,7 +232,7 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     const cache = new UnsealedKeyCache({ clock, maxEntries: config.keyCacheEntries, ttlMs: config.keyCacheTtlMs });
     cleanups.push(() => cache.clear());
     const policies = new KeyPolicies({ store, clock });
-    const signing = new SignService({ store, clock, keys, policies, cache, hash: crypto.hasher });
+    const signing = new SignService({ store, clock, keys, policies, cache, hash: crypto.hasher, ...(worker === undefined ? {} : { reads: worker.reads }) });
     const receipts = new ReceiptSigner(identity, clock);
     const audit = new AuditLog({ store, clock, sign: (m) => identity.sign(m) });
     cleanups.push(() => identity.destroy());
@@ -254,9 +264,9 @@ export async function startAppliance(config: Config, overrides: ApplianceOverrid
     let closed: Promise<void> | undefined;
     const close = () => (closed ??= closeAll());
 
-    if (role?.kind === 'owner') {
+    if (role?.kind === 'owner' && localSessions !== undefined) {
       const teeEndpoint = endpoint;
-      return { connectPort: 0, grpcPort: 0, identityPublicKey, logger, owned: { store, serviceSessions, collateral, teeEndpoint }, close };
+      return { connectPort: 0, grpcPort: 0, identityPublicKey, logger, owned: { store, serviceSessions: localSessions, collateral, teeEndpoint }, close };
     }
 
     const limits = {

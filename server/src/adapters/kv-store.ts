@@ -23,10 +23,13 @@
 // advanced) and stages puts; commits are serialized per store, so read-check-write within a step is
 // race-free (counters cannot lose an update, the chain cannot fork), and it lands in the same batch.
 // `commitEach` stages each group in its own layer over the batch, so groups fail independently but
-// share one durable write (group commit).
+// share one durable write (group commit). `expectKey`/`expectDoc` write nothing: they re-read the
+// value a decision used, inside the section, so a decision on stale reads cannot commit.
 
 import { AUDIT_GENESIS_HASH, chainAuditRecord, checkAuditEntry } from '../core/audit.ts';
+import { equalBytes } from '../core/bytes.ts';
 import { OpenKeyError, isOpenKeyError } from '../core/errors.ts';
+import { docVersion, isReadVersion, keyRecordVersion } from '../core/read-versions.ts';
 import { abortReason, type CommitOptions } from '../core/ports.ts';
 import type { AuditHead, AuditRecord, Change, KeyRecord, ListPage, PrincipalRecord, Store, StoredDoc, TokenBucketState, WindowCounter } from '../core/ports.ts';
 import {
@@ -128,6 +131,34 @@ function unhexId(h: string): string | undefined {
     return undefined; // invalid UTF-8: the caller reports the corrupt index entry
   }
 }
+
+// ---- read versions ------------------------------------------------------------------------------
+
+const ABSENT_VERSION = new Uint8Array(0);
+
+/**
+ * The read version (core/read-versions.ts) of stored bytes, remembered per storage key: a version
+ * is a function of the key and the bytes alone, so a remembered one is reused exactly when the
+ * bytes are the same, and a commit's condition costs a byte comparison instead of a decode and a
+ * hash. Bounded; the oldest entries go first.
+ */
+class VersionMemo {
+  readonly #entries = new Map<string, { readonly raw: Uint8Array; readonly version: Uint8Array }>();
+
+  constructor(private readonly max: number) {}
+
+  of(key: string, raw: Uint8Array, compute: () => Uint8Array): Uint8Array {
+    const hit = this.#entries.get(key);
+    if (hit !== undefined && Buffer.compare(hit.raw, raw) === 0) return hit.version;
+    const version = compute();
+    this.#entries.delete(key);
+    this.#entries.set(key, { raw: Uint8Array.from(raw), version });
+    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value as string);
+    return version;
+  }
+}
+
+const versions = new VersionMemo(1024);
 
 // ---- staged writes ------------------------------------------------------------------------------
 
@@ -339,6 +370,31 @@ function plan(change: Change): Step {
         tx.del(key);
       };
     }
+    case 'expectKey': {
+      const { keyId } = change;
+      if (!isStorableId(keyId) || !isReadVersion(change.version)) throw new OpenKeyError('INTERNAL', 'expectKey: ill-formed key id or version');
+      const version = Uint8Array.from(change.version);
+      const key = keyKey(keyId);
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? ABSENT_VERSION : versions.of(key, raw, () => keyRecordVersion(decodeKey(raw, keyId)));
+        if (!equalBytes(current, version)) throw new OpenKeyError('CONFLICT', 'key record changed since it was read');
+      };
+    }
+    case 'expectDoc': {
+      const { space, id } = change;
+      if (!isDocSpace(space) || !isStorableId(id) || !isReadVersion(change.version)) throw new OpenKeyError('INTERNAL', 'expectDoc: ill-formed space, id or version');
+      const version = Uint8Array.from(change.version);
+      const key = docKey(space, id);
+      return async (tx) => {
+        const raw = await tx.get(key);
+        const current = raw === undefined ? ABSENT_VERSION : versions.of(key, raw, () => docVersion(decodeDoc(raw)));
+        if (!equalBytes(current, version)) throw new OpenKeyError('CONFLICT', `${space} document changed since it was read`);
+      };
+    }
+    case 'serviceSession':
+      // Sessions live in the memory of the process that holds them, not in any store.
+      throw new OpenKeyError('INTERNAL', 'serviceSession is applied by the session holder, not the store');
     default: {
       const unknown: never = change;
       throw new OpenKeyError('INTERNAL', `unknown change kind ${String((unknown as { kind?: unknown }).kind)}`);

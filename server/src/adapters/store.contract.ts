@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AUDIT_GENESIS_HASH, auditRecordHash } from '../core/audit.ts';
 import { isOpenKeyError, type ErrorCode } from '../core/errors.ts';
+import { docVersion, keyRecordVersion } from '../core/read-versions.ts';
 import type { AuditEntry, AuditRecord, Change, KeyRecord, PrincipalRecord, Store, TokenBucketParams } from '../core/ports.ts';
 
 export function principal(id: string, over: Partial<PrincipalRecord> = {}): PrincipalRecord {
@@ -633,6 +634,60 @@ export function storeContract(name: string, openStore: () => Promise<Store>): vo
           expect(await codeOf(store.commit([change]))).toBe('INTERNAL');
         }
         expect(await codeOf(store.commit([{ kind: 'putDoc', space: 'ok', id: 'x', value: new Uint8Array(256 * 1024 + 1) }]))).toBe('INTERNAL');
+      });
+    });
+
+    describe('read conditions (expectKey / expectDoc)', () => {
+      const bytes = (v: string): Uint8Array => new TextEncoder().encode(v);
+      const doc = (id: string, value: string): Change => ({ kind: 'putDoc', space: 'policy', id, value: bytes(value) });
+      const expectKey = (keyId: string, record: KeyRecord | undefined): Change => ({ kind: 'expectKey', keyId, version: keyRecordVersion(record) });
+      const expectDoc = async (id: string): Promise<Change> => ({ kind: 'expectDoc', space: 'policy', id, version: docVersion(await store.getDoc('policy', id)) });
+
+      it('a key record as read lets the commit land; a replaced, created or unknown one is CONFLICT and writes nothing', async () => {
+        const first = keyRecord('key_1', 'svc_a');
+        await store.commit([{ kind: 'createKey', key: first }]);
+        await store.commit([expectKey('key_1', first), expectKey('key_2', undefined), nonce('svc_a', 'n1')]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), expectKey('key_1', { ...first, label: 'other' })]))).toBe('CONFLICT');
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), expectKey('key_1', undefined)]))).toBe('CONFLICT');
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), expectKey('key_2', first)]))).toBe('CONFLICT');
+        await store.commit([{ kind: 'replaceKey', key: { ...first, sealed: new Uint8Array(67).fill(1) } }]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), expectKey('key_1', first)]))).toBe('CONFLICT');
+        await store.commit([{ kind: 'createKey', key: keyRecord('key_2', 'svc_a') }]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), expectKey('key_2', undefined)]))).toBe('CONFLICT');
+        await store.commit([nonce('svc_a', 'n2')]); // no failed commit consumed it
+      });
+
+      it('a document as read lets the commit land; any later write is CONFLICT; the version follows content, not the counter', async () => {
+        const absent = await expectDoc('key_1');
+        await store.commit([absent, nonce('svc_a', 'n1')]);
+        await store.commit([doc('key_1', 'grants: g')]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), absent]))).toBe('CONFLICT');
+        const withGrant = await expectDoc('key_1');
+        await store.commit([withGrant]);
+        await store.commit([doc('key_1', 'grants: none')]);
+        expect(await codeOf(store.commit([nonce('svc_a', 'n2'), withGrant]))).toBe('CONFLICT');
+        // Deleted and written again with the content that was read: the decision would be the same.
+        await store.commit([{ kind: 'deleteDoc', space: 'policy', id: 'key_1' }, doc('key_1', 'grants: g')]);
+        await store.commit([withGrant, nonce('svc_a', 'n2')]);
+      });
+
+      it('sees the writes of earlier changes in the same commit', async () => {
+        const absent = await expectDoc('key_1');
+        expect(await codeOf(store.commit([doc('key_1', 'x'), absent]))).toBe('CONFLICT');
+        expect(await store.getDoc('policy', 'key_1')).toBeUndefined();
+      });
+
+      it('refuses ill-formed conditions, and service-session changes, with INTERNAL', async () => {
+        for (const change of [
+          { kind: 'expectKey', keyId: '', version: new Uint8Array(0) },
+          { kind: 'expectKey', keyId: 'key_1', version: new Uint8Array(31) },
+          { kind: 'expectDoc', space: 'Bad Space', id: 'x', version: new Uint8Array(0) },
+          { kind: 'expectDoc', space: 'policy', id: 'x', version: 'v' },
+          { kind: 'serviceSession', sessionId: `ses_${'0'.repeat(32)}`, seq: 1 },
+        ] as Change[]) {
+          expect(await codeOf(store.commit([nonce('svc_a', 'n1'), change]))).toBe('INTERNAL');
+        }
+        await store.commit([nonce('svc_a', 'n1')]);
       });
     });
 

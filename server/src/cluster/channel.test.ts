@@ -1,10 +1,8 @@
-// The owner/worker channel without processes: two ports that deliver structured clones on the
-// next turn (as Node's "advanced" IPC serialization does). The whole Store contract runs through
+// The owner/worker channel without processes (test-ports.ts). The whole Store contract runs through
 // RemoteStore → channel → owner handlers → a real store; plus error and cancellation crossing,
 // batching, and what happens when the owner goes away. The real IPC is covered end to end by
 // test/e2e-cluster.test.ts.
 
-import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,37 +10,19 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { GroupCommitStore } from '../adapters/group-commit.ts';
 import { openLevelStore } from '../adapters/level-store.ts';
 import { openMemoryStore } from '../adapters/memory-store.ts';
-import { codeOf, nonce, storeContract } from '../adapters/store.contract.ts';
+import { codeOf, nonce, principal, storeContract } from '../adapters/store.contract.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
-import type { ServiceSessionsPort } from '../core/service-sessions.ts';
-import { ChannelClient, serveChannel, type Handler, type IpcPort } from './channel.ts';
+import type { SharedServiceSessions } from '../core/service-sessions.ts';
+import { ChannelClient, serveChannel, type Handler } from './channel.ts';
 import { RemoteServiceSessions, RemoteStore, ownerHandlers } from './remote.ts';
+import { portPair, type TestPort } from './test-ports.ts';
 
-class TestPort extends EventEmitter implements IpcPort {
-  peer: TestPort | undefined;
-  sent = 0;
-  connected = true;
-  send(message: unknown): boolean {
-    if (!this.connected) throw new Error('channel closed');
-    this.sent++;
-    const copy = structuredClone(message);
-    setImmediate(() => this.peer?.emit('message', copy));
-    return true;
-  }
-}
-
-function portPair(): [TestPort, TestPort] {
-  const a = new TestPort();
-  const b = new TestPort();
-  a.peer = b;
-  b.peer = a;
-  return [a, b];
-}
-
-const noSessions: ServiceSessionsPort = {
+const noSessions: SharedServiceSessions = {
   open: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
   authenticate: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
+  share: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
+  hold: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
   remainingMs: () => 0,
 };
 
@@ -173,14 +153,17 @@ describe('owner channel', () => {
 
   it("answers a stream's remainingMs from the expiry the owner reported, without a round trip", async () => {
     let now = 1_000_000;
-    const sessions: ServiceSessionsPort = {
+    const sessions: SharedServiceSessions = {
       ...noSessions,
-      authenticate: (req) =>
-        Promise.resolve({ principal: { id: 'svc', role: 'service' } as never, serviceSession: { id: 'ses_a', expiresAt: now + 5_000 }, method: req.method, requestDigest: req.bodyDigest, nonceChanges: [] }),
+      share: (req) =>
+        Promise.resolve({
+          auth: { principal: principal('svc'), serviceSession: { id: 'ses_a', expiresAt: now + 5_000 }, method: req.method, requestDigest: req.bodyDigest, nonceChanges: [] },
+          secret: undefined,
+        }),
     };
     const [worker, owner] = portPair();
     serveChannel(owner, ownerHandlers({ store: await openMemoryStore(), sessions, collateral: undefined }), () => undefined);
-    const remoteSessions = new RemoteServiceSessions(new ChannelClient(worker), () => now);
+    const remoteSessions = new RemoteServiceSessions(new ChannelClient(worker), { now: () => now });
     expect(remoteSessions.remainingMs('ses_a')).toBe(0); // never seen here
     const auth = await remoteSessions.authenticate({ method: '/m', bodyDigest: new Uint8Array(32), stamp: undefined, sessionStamp: 'x' });
     expect(auth.serviceSession?.id).toBe('ses_a');

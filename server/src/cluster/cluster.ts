@@ -4,6 +4,8 @@
 // and receipts, with its own unsealed-key cache. The primary is the store owner (cluster/remote.ts):
 // it opens LevelDB, runs group commit, the audit chain, counters and the service sessions, runs the
 // embedded simulator in development, and answers the workers over IPC. It listens on no port.
+// Workers keep what signing decisions read and check session MACs themselves; the owner validates
+// both when a call commits (remote.ts, worker-reads.ts), so a warm Sign is one round trip to it.
 //
 // Lifecycle: a worker reports `ready` with its ports once listening; the primary logs "appliance
 // listening" when all are. A worker that crashes is replaced (at most MAX_RESTARTS within a minute,
@@ -18,6 +20,8 @@ import { createLogger, type Logger } from '../adapters/logger.ts';
 import type { Config } from '../config.ts';
 import { ChannelClient, serveChannel, type IpcPort } from './channel.ts';
 import { RemoteServiceSessions, RemoteStore, ownerHandlers, remoteCollateral } from './remote.ts';
+import { WorkerReads, isStaleKeysMessage, staleKeysOf } from './worker-reads.ts';
+import { METHODS } from '../service/rpc.ts';
 
 const LIFECYCLE = 'openkey.lifecycle';
 const TEE_ENDPOINT_ENV = 'OPENKEY_CLUSTER_TEE_ENDPOINT';
@@ -46,11 +50,28 @@ export async function startCluster(config: Config, logger: Logger = createLogger
   const owner: RunningAppliance = await startAppliance(config, { logger, role: { kind: 'owner' } });
   const owned = owner.owned;
   if (owned === undefined) throw new Error('owner role returned no state');
-  const handlers = ownerHandlers({ store: owned.store, sessions: owned.serviceSessions, collateral: owned.collateral });
+  const live = new Set<Worker>();
+  const handlers = ownerHandlers({
+    store: owned.store,
+    sessions: owned.serviceSessions,
+    collateral: owned.collateral,
+    // Workers drop what they cached of keys a commit changed. Only to make stale entries rare: a
+    // decision on a stale entry is refused at commit whether or not this arrives first.
+    written: (changes) => {
+      const stale = staleKeysOf(changes);
+      if (stale === undefined) return;
+      for (const w of live) {
+        try {
+          w.send(stale);
+        } catch {
+          // A worker that is going away has nothing left to keep fresh.
+        }
+      }
+    },
+  });
 
   // Records travel with their Uint8Arrays: structured clone, not JSON.
   cluster.setupPrimary({ serialization: 'advanced' });
-  const live = new Set<Worker>();
   let stopping = false;
   let restarts: number[] = [];
   let ports: { connectPort: number; grpcPort: number } | undefined;
@@ -136,11 +157,19 @@ export async function runWorker(config: Config): Promise<void> {
   const channel = new ChannelClient(port);
   const tell = (m: Lifecycle) => process.send?.(m);
   const teeEndpoint = process.env[TEE_ENDPOINT_ENV] ?? '';
+  // Sign and SignBatch commit the caller's nonceChanges with their decision (core/signing.ts), so
+  // their session calls are checked here and their sequence numbers spent by the owner at commit.
+  const sessions = new RemoteServiceSessions(channel, { localMethods: new Set([METHODS.sign, METHODS.signBatch]) });
+  const store = new RemoteStore(channel, { sessionEnded: (id) => sessions.forget(id) });
+  const reads = new WorkerReads(store);
+  process.on('message', (m: unknown) => {
+    if (isStaleKeysMessage(m)) reads.forget(m.keyIds);
+  });
   let app: RunningAppliance;
   try {
     app = await startAppliance(config, {
       logger,
-      role: { kind: 'worker', store: new RemoteStore(channel), serviceSessions: new RemoteServiceSessions(channel), collateral: remoteCollateral(channel), teeEndpoint },
+      role: { kind: 'worker', store, serviceSessions: sessions, collateral: remoteCollateral(channel), teeEndpoint, reads },
     });
   } catch (e) {
     tell({ tag: LIFECYCLE, event: 'failed', message: e instanceof Error ? e.message : String(e) });
@@ -156,6 +185,7 @@ export async function runWorker(config: Config): Promise<void> {
     app.close().then(
       () => {
         channel.close();
+        sessions.clear();
         process.exit(0);
       },
       (err: unknown) => {

@@ -12,7 +12,9 @@ import type { ApprovalCheck } from './people.ts';
 import { checkKeyPolicy, type KeyGrant, type KeyPolicy, type UsageRule } from './policy.ts';
 import type { Change, Clock, KeyRecord, Store } from './ports.ts';
 
-const SPACE = 'policy';
+/** The document space of key policies (one document per key, id = key id). */
+export const POLICY_SPACE = 'policy';
+const SPACE = POLICY_SPACE;
 const MAX_ATTEMPTS = 5;
 
 export interface StoredPolicy {

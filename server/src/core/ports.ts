@@ -165,6 +165,10 @@ export interface StoredDoc {
  * changes of the same commit (two increments of one counter add up; two audit appends chain).
  */
 export type Change =
+  /**
+   * Principals are never replaced or removed (no change does either), which is what lets cluster
+   * workers keep them (cluster/remote.ts): a change that alters principals must invalidate there.
+   */
   | { readonly kind: 'createPrincipal'; readonly principal: PrincipalRecord }
   | { readonly kind: 'createKey'; readonly key: KeyRecord }
   | { readonly kind: 'replaceKey'; readonly key: KeyRecord }
@@ -200,7 +204,22 @@ export type Change =
    * record is consumed by exactly one commit), else `conflict` is thrown; without, a missing
    * document is no error.
    */
-  | { readonly kind: 'deleteDoc'; readonly space: DocSpace; readonly id: string; readonly ifVersion?: number; readonly conflict?: ErrorCode };
+  | { readonly kind: 'deleteDoc'; readonly space: DocSpace; readonly id: string; readonly ifVersion?: number; readonly conflict?: ErrorCode }
+  /**
+   * Conditions that write nothing: the key record (document) a decision read is still the stored
+   * one. `version` is core/read-versions.ts's fingerprint of what was read; empty = it was absent.
+   * Otherwise CONFLICT: read again and decide again. (Cluster workers decide on cached reads.)
+   */
+  | { readonly kind: 'expectKey'; readonly keyId: string; readonly version: Uint8Array }
+  | { readonly kind: 'expectDoc'; readonly space: DocSpace; readonly id: string; readonly version: Uint8Array }
+  /**
+   * Service session `sessionId` (core/service-sessions.ts) is live, its principal still exists, and,
+   * with `seq`, that sequence number is spent by this commit (accepted at most once). Not a store
+   * change: the holder of the sessions (a cluster's owner) applies it around the store's commit,
+   * and a store refuses it with INTERNAL. Fails with SESSION_EXPIRED, STAMP_REPLAYED,
+   * STAMP_EXPIRED (too far behind the window) or STAMP_INVALID (principal gone); nothing written.
+   */
+  | { readonly kind: 'serviceSession'; readonly sessionId: string; readonly seq?: number };
 
 export interface ListPage {
   readonly limit: number;

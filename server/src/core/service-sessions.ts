@@ -9,14 +9,21 @@
 // what makes in-memory replay windows sound: a window can only be lost together with its secret.
 // Bounded: at most `maxSessions` live sessions and `maxPerPrincipal` per principal; beyond that
 // OpenSession answers RESOURCE_EXHAUSTED.
+//
+// In a multi-core appliance the cluster's owner holds the sessions and its workers check MACs
+// themselves (cluster/remote.ts): `share` hands a worker the secret of a session it has just seen
+// authenticated (over the IPC pipe inside the TEE, nowhere else), and `hold` decides a worker's
+// sequence number when the call commits, so the window stays in one process.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import {
+  isSessionId,
   parseSessionStamp,
   SESSION_SECRET_BYTES,
   SESSION_SECRET_INFO,
   SESSION_SEQ_WINDOW,
   sessionStampInput,
+  type SessionStampFields,
 } from '../../../proto/protocol/session-stamp.ts';
 import type { AuthRequest, Authenticated } from './auth.ts';
 import { zeroize } from './bytes.ts';
@@ -57,6 +64,29 @@ export interface ServiceSessionsPort {
   remainingMs(id: string): number;
 }
 
+/**
+ * What a cluster's owner offers its workers besides the port: the secret of a session a worker
+ * has just seen authenticated, and the commit-time check of a worker's call (the `serviceSession`
+ * change of ports.ts).
+ */
+export interface SharedServiceSessions extends ServiceSessionsPort {
+  /** `authenticate`, plus a copy of the session's secret if `withSecret`. */
+  share(req: AuthRequest & { readonly sessionStamp: string }, withSecret: boolean): Promise<{ readonly auth: Authenticated; readonly secret: Uint8Array | undefined }>;
+  /**
+   * Session `sessionId` is live and its principal exists; with `seq`, the number is taken from the
+   * window. Resolves with the release to call if the commit this guards then writes nothing (the
+   * number is then unspent, as a stamp's nonce is when its commit is dropped).
+   */
+  hold(sessionId: string, seq: number | undefined): Promise<() => void>;
+}
+
+/** Whether `mac` is the session MAC of (method, body digest, session id, seq) under `secret`. Constant time. */
+export function sessionMacMatches(secret: Uint8Array, req: Pick<AuthRequest, 'method' | 'bodyDigest'>, stamp: SessionStampFields): boolean {
+  const expected = createHmac('sha256', secret).update(sessionStampInput(req.method, req.bodyDigest, stamp.sessionId, stamp.seq)).digest();
+  const given = Buffer.from(stamp.mac, 'base64url');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
 /** Sequence numbers seen: the highest, and a bitmap of the SESSION_SEQ_WINDOW below it. */
 class SeqWindow {
   #high = 0;
@@ -76,6 +106,15 @@ class SeqWindow {
     if (this.#has(seq)) return 'replayed';
     this.#set(seq);
     return 'ok';
+  }
+
+  /**
+   * Makes `seq` usable again (its commit wrote nothing). A no-op once the window has moved past it:
+   * its bit then stands for a later number.
+   */
+  release(seq: number): void {
+    if (seq > this.#high || this.#high - seq >= SESSION_SEQ_WINDOW) return;
+    this.#clear(seq);
   }
 
   #index(seq: number): [number, number] {
@@ -103,7 +142,7 @@ interface Live {
   readonly window: SeqWindow;
 }
 
-export class ServiceSessions implements ServiceSessionsPort {
+export class ServiceSessions implements SharedServiceSessions {
   readonly #live = new Map<string, Live>();
   readonly #perPrincipal = new Map<string, number>();
 
@@ -144,29 +183,68 @@ export class ServiceSessions implements ServiceSessionsPort {
    * is consumed, so nobody without the secret can burn a caller's numbers.
    */
   async authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated> {
+    return (await this.#authenticate(req)).auth;
+  }
+
+  async share(req: AuthRequest & { readonly sessionStamp: string }, withSecret: boolean): Promise<{ readonly auth: Authenticated; readonly secret: Uint8Array | undefined }> {
+    const { auth, live } = await this.#authenticate(req);
+    if (!withSecret) return { auth, secret: undefined };
+    // It may have ended (and its secret been zeroized) while the principal was looked up.
+    if (this.#live.get(auth.serviceSession?.id ?? '') !== live) throw new OpenKeyError('SESSION_EXPIRED', 'service session ended');
+    return { auth, secret: Uint8Array.from(live.secret) };
+  }
+
+  async hold(sessionId: string, seq: number | undefined): Promise<() => void> {
+    if (!isSessionId(sessionId) || (seq !== undefined && !(Number.isSafeInteger(seq) && seq >= 1))) throw new OpenKeyError('INTERNAL', 'hold: ill-formed session id or sequence number');
+    const live = this.#alive(sessionId);
+    let release = (): void => undefined;
+    if (seq !== undefined) {
+      this.#take(live, seq);
+      release = () => {
+        if (this.#live.get(sessionId) === live) live.window.release(seq);
+      };
+    }
+    try {
+      if ((await this.o.principal(live.principalId)) === undefined) throw new OpenKeyError('STAMP_INVALID', 'session principal gone');
+    } catch (e) {
+      release();
+      throw e;
+    }
+    return release;
+  }
+
+  async #authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<{ auth: Authenticated; live: Live }> {
     const stamp = parseSessionStamp(req.sessionStamp);
     if (stamp === undefined) throw new OpenKeyError('UNAUTHENTICATED', 'malformed session header');
-    const live = this.#live.get(stamp.sessionId);
-    const now = this.o.clock.now();
-    if (live === undefined || live.expiresAt <= now) {
-      if (live !== undefined) this.#end(stamp.sessionId, live);
-      throw new OpenKeyError('SESSION_EXPIRED', 'service session unknown or ended; open a new one');
-    }
-    const expected = createHmac('sha256', live.secret).update(sessionStampInput(req.method, req.bodyDigest, stamp.sessionId, stamp.seq)).digest();
-    const given = Buffer.from(stamp.mac, 'base64url');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new OpenKeyError('STAMP_INVALID', 'session MAC');
-    const taken = live.window.take(stamp.seq);
-    if (taken === 'replayed') throw new OpenKeyError('STAMP_REPLAYED', 'session sequence number already used');
-    if (taken === 'too-old') throw new OpenKeyError('STAMP_EXPIRED', 'session sequence number too far behind');
+    const live = this.#alive(stamp.sessionId);
+    if (!sessionMacMatches(live.secret, req, stamp)) throw new OpenKeyError('STAMP_INVALID', 'session MAC');
+    this.#take(live, stamp.seq);
     const principal = await this.o.principal(live.principalId);
     if (principal === undefined) throw new OpenKeyError('STAMP_INVALID', 'session principal gone');
-    return {
+    const auth: Authenticated = {
       principal,
       serviceSession: { id: stamp.sessionId, expiresAt: live.expiresAt },
       method: req.method,
       requestDigest: req.bodyDigest,
       nonceChanges: [],
     };
+    return { auth, live };
+  }
+
+  /** The live session `id`; SESSION_EXPIRED for one unknown or ended. */
+  #alive(id: string): Live {
+    const live = this.#live.get(id);
+    if (live === undefined || live.expiresAt <= this.o.clock.now()) {
+      if (live !== undefined) this.#end(id, live);
+      throw new OpenKeyError('SESSION_EXPIRED', 'service session unknown or ended; open a new one');
+    }
+    return live;
+  }
+
+  #take(live: Live, seq: number): void {
+    const taken = live.window.take(seq);
+    if (taken === 'replayed') throw new OpenKeyError('STAMP_REPLAYED', 'session sequence number already used');
+    if (taken === 'too-old') throw new OpenKeyError('STAMP_EXPIRED', 'session sequence number too far behind');
   }
 
   /**

@@ -4,6 +4,11 @@
 // policy's counters are ONE durable commit before anything is signed; a batch is decided in full
 // (all or nothing) before its first signature. secp256k1 signatures are 65 bytes r‖s‖v, low-S,
 // v ∈ {27, 28}; Ed25519 signs the message.
+//
+// What a decision reads (the key record and its policy) comes through `DecisionReads`: straight
+// from the store in one process; from a cluster worker's cache otherwise, in which case the commit
+// carries the versions it decided on and the store refuses it (CONFLICT, nothing written) if any is
+// no longer current. The decision is then made again on fresh reads, a bounded number of times.
 
 import { commitAudited, denialAudit, type AuditedItem } from './audit.ts';
 import type { Authenticated } from './auth.ts';
@@ -49,6 +54,32 @@ export interface PayloadHasher {
 /** Verifies the request's passkey approval, if it carries one (bound to the request by the caller). */
 export type ApprovalVerifier = () => Promise<ApprovalCheck | undefined>;
 
+/** Key `keyId`'s record and stored policy, as one decision reads them. */
+export interface KeyReading {
+  readonly record: Promise<KeyRecord | undefined>;
+  /** The policy as stored, unchecked (evaluatePolicy checks it), or undefined when there is none. */
+  readonly policy: Promise<unknown>;
+  /** Once both have settled: the conditions under which they are still what is stored. */
+  conditions(): readonly Change[];
+}
+
+/**
+ * Where decisions read from. The default reads the store and has nothing to re-check; a cluster
+ * worker's (cluster/worker-reads.ts) serves cached values and returns the conditions that make the
+ * store owner check them at commit.
+ */
+export interface DecisionReads {
+  /** Starts reading key `keyId`'s record and policy; `fresh` bypasses any cache. */
+  read(keyId: string, fresh: boolean): KeyReading;
+  /** Conditions the caller's authentication must still meet at commit (e.g. its session is live). */
+  caller(auth: Authenticated): readonly Change[];
+  /** A commit found readings of these keys stale: drop whatever is kept of them. */
+  forget(keyIds: Iterable<string>): void;
+}
+
+/** Decisions made on cached reads that keep turning out stale give up after this many. */
+export const MAX_DECISIONS = 3;
+
 export interface SignServiceOptions {
   readonly store: Store;
   readonly clock: Clock;
@@ -56,6 +87,25 @@ export interface SignServiceOptions {
   readonly policies: Pick<KeyPolicies, 'load'>;
   readonly cache: UnsealedKeyCache;
   readonly hash: PayloadHasher;
+  /** Default: the store and `policies`, read afresh for every decision. */
+  readonly reads?: DecisionReads;
+}
+
+const NO_CHANGES: readonly Change[] = [];
+
+/** Reads from the store itself: always current, so nothing to check at commit. */
+class StoreReads implements DecisionReads {
+  constructor(
+    private readonly store: Pick<Store, 'getKey'>,
+    private readonly policies: Pick<KeyPolicies, 'load'>,
+  ) {}
+  read(keyId: string): KeyReading {
+    return { record: this.store.getKey(keyId), policy: this.policies.load(keyId), conditions: () => NO_CHANGES };
+  }
+  caller(): readonly Change[] {
+    return NO_CHANGES;
+  }
+  forget(): void {}
 }
 
 interface Prepared {
@@ -70,7 +120,11 @@ interface Prepared {
 }
 
 export class SignService {
-  constructor(private readonly o: SignServiceOptions) {}
+  readonly #reads: DecisionReads;
+
+  constructor(private readonly o: SignServiceOptions) {
+    this.#reads = o.reads ?? new StoreReads(o.store, o.policies);
+  }
 
   /**
    * `auth` may still be in progress: the key record and policy are read meanwhile (one round trip
@@ -91,22 +145,12 @@ export class SignService {
   }
 
   private async decideAndSign(pendingAuth: Authenticated | Promise<Authenticated>, items: readonly SignItem[], approval: ApprovalVerifier): Promise<Signature[]> {
-    // One read per distinct key (a batch usually signs with one key), for the record and the
+    const reads = this.#reads;
+    // One reading per distinct key (a batch usually signs with one key), for the record and the
     // policy, started before authentication finishes; their results are used only after it.
-    const records = new Map<string, Promise<KeyRecord | undefined>>();
-    const loaded = new Map<string, Promise<unknown>>();
-    for (const item of items) {
-      if (!isKeyId(item.keyId) || records.has(item.keyId)) continue;
-      const record = this.o.store.getKey(item.keyId);
-      const policy = this.o.policies.load(item.keyId);
-      // Settled here too, so a read that fails while authentication fails is not left unhandled.
-      record.catch(() => undefined);
-      policy.catch(() => undefined);
-      records.set(item.keyId, record);
-      loaded.set(item.keyId, policy);
-    }
+    let readings = startReadings(reads, items, false);
     const auth = await pendingAuth;
-    const now = this.o.clock.now();
+    let now = this.o.clock.now();
     const prepared: Prepared[] = [];
     let check: ApprovalCheck | undefined;
     let policies: unknown[];
@@ -114,17 +158,12 @@ export class SignService {
     const refuse = async (code: ErrorCode): Promise<void> => {
       const keyId = items.length === 1 ? (items[0]?.keyId ?? '') : '';
       const entry = { time: now, principal: auth.principal.id, operation: prepared[0]?.operation ?? operationOf(items[0]?.payload), keyId: safeId(keyId), requestDigest: auth.requestDigest };
-      await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, code)], { signal: auth.signal });
+      await this.o.store.commit([...auth.nonceChanges, ...reads.caller(auth), denialAudit(entry, code)], { signal: auth.signal });
     };
     try {
-      for (const item of items) prepared.push(await this.prepare(item, records));
+      for (const item of items) prepared.push(await this.prepare(item, readings));
       check = await approval();
-      const policyOf = (keyId: string): Promise<unknown> => {
-        let p = loaded.get(keyId);
-        if (p === undefined) loaded.set(keyId, (p = this.o.policies.load(keyId)));
-        return p;
-      };
-      policies = await Promise.all(prepared.map((p) => (p.record === undefined ? undefined : policyOf(p.keyId))));
+      policies = await policiesOf(prepared, readings);
     } catch (e) {
       // A request refused before policy (malformed payload, bad approval) is a decision too.
       if (isOpenKeyError(e) && e.code !== 'INTERNAL') await refuse(e.code);
@@ -132,45 +171,59 @@ export class SignService {
     }
 
     const principal = { kind: principalKindOf(auth.principal.role), id: auth.principal.id };
-    const audited: AuditedItem[] = prepared.map((p, i) => {
-      const decision = evaluatePolicy({
-        principal,
-        ...(auth.session === undefined ? {} : { session: auth.session.id }),
-        key: p.record,
-        policy: policies[i] as KeyPolicy | undefined,
-        operation: p.operation,
-        messageBytes: p.messageBytes,
-        ...(p.eip712 === undefined ? {} : { eip712: p.eip712 }),
-        requestDigest: check?.challenge ?? auth.requestDigest,
-        ...(check === undefined ? {} : { approval: { approver: check.approver, requestDigest: check.challenge } }),
-        now,
+    const always: Change[] = [...auth.nonceChanges, ...(check?.changes ?? []), ...reads.caller(auth)];
+    for (let attempt = 1; ; attempt++) {
+      const conditions = [...readings.values()].flatMap((r) => r.conditions());
+      const audited: AuditedItem[] = prepared.map((p, i) => {
+        const decision = evaluatePolicy({
+          principal,
+          ...(auth.session === undefined ? {} : { session: auth.session.id }),
+          key: p.record,
+          policy: policies[i] as KeyPolicy | undefined,
+          operation: p.operation,
+          messageBytes: p.messageBytes,
+          ...(p.eip712 === undefined ? {} : { eip712: p.eip712 }),
+          requestDigest: check?.challenge ?? auth.requestDigest,
+          ...(check === undefined ? {} : { approval: { approver: check.approver, requestDigest: check.challenge } }),
+          now,
+        });
+        return { decision, principal: auth.principal.id, operation: p.operation, keyId: p.keyId, requestDigest: auth.requestDigest };
       });
-      return { decision, principal: auth.principal.id, operation: p.operation, keyId: p.keyId, requestDigest: auth.requestDigest };
-    });
-    const always: Change[] = [...auth.nonceChanges, ...(check?.changes ?? [])];
-    try {
-      await commitAudited(this.o.store, { time: now, items: audited, always, signal: auth.signal });
-    } catch (e) {
-      // The approval's own conditions (its single-use marker, its passkey's counter) failed inside
-      // the commit: it was used meanwhile (a replay, or a race), and nothing was written. That is
-      // a refusal like any other bad approval: audited, with the nonce, as APPROVAL_INVALID.
-      if (check !== undefined && isOpenKeyError(e) && (e.code === 'APPROVAL_INVALID' || e.code === 'WEBAUTHN_COUNTER_REGRESSION')) {
-        await refuse('APPROVAL_INVALID');
-        throw new OpenKeyError('APPROVAL_INVALID', 'approval used meanwhile', { cause: e });
+      try {
+        await commitAudited(this.o.store, { time: now, items: audited, always: conditions.length === 0 ? always : [...always, ...conditions], signal: auth.signal });
+        break;
+      } catch (e) {
+        // Something this decision read changed before it committed, and nothing was written:
+        // decide again on fresh reads (a revocation that landed meanwhile is never bypassed).
+        if (conditions.length > 0 && isOpenKeyError(e) && e.code === 'CONFLICT' && attempt < MAX_DECISIONS) {
+          reads.forget(readings.keys());
+          readings = startReadings(reads, items, true);
+          for (const [i, p] of prepared.entries()) prepared[i] = { ...p, record: await (readings.get(p.keyId) as KeyReading).record };
+          policies = await policiesOf(prepared, readings);
+          now = this.o.clock.now();
+          continue;
+        }
+        // The approval's own conditions (its single-use marker, its passkey's counter) failed inside
+        // the commit: it was used meanwhile (a replay, or a race), and nothing was written. That is
+        // a refusal like any other bad approval: audited, with the nonce, as APPROVAL_INVALID.
+        if (check !== undefined && isOpenKeyError(e) && (e.code === 'APPROVAL_INVALID' || e.code === 'WEBAUTHN_COUNTER_REGRESSION')) {
+          await refuse('APPROVAL_INVALID');
+          throw new OpenKeyError('APPROVAL_INVALID', 'approval used meanwhile', { cause: e });
+        }
+        throw e;
       }
-      throw e;
     }
     return prepared.map((p) => this.signPrepared(p));
   }
 
   /** Checks and hashes one item. The key may be missing: policy denies that like a foreign key. */
-  private async prepare(item: SignItem, records: Map<string, Promise<KeyRecord | undefined>>): Promise<Prepared> {
+  private async prepare(item: SignItem, readings: Map<string, KeyReading>): Promise<Prepared> {
     const keyId = checkKeyId(item.keyId);
     const payload = item.payload;
     if (payload === undefined) throw new OpenKeyError('MISSING_FIELD', 'payload');
-    let pending = records.get(keyId);
-    if (pending === undefined) records.set(keyId, (pending = this.o.store.getKey(keyId)));
-    const record = await pending;
+    let reading = readings.get(keyId);
+    if (reading === undefined) readings.set(keyId, (reading = this.#reads.read(keyId, false)));
+    const record = await reading.record;
     const base = { record, keyId };
     switch (payload.kind) {
       case 'personalMessage': {
@@ -213,6 +266,25 @@ export class SignService {
     );
     return { keyId: record.keyId, signature, digest: p.digest };
   }
+}
+
+/** One reading per distinct, well-formed key id of `items`. */
+function startReadings(reads: DecisionReads, items: readonly SignItem[], fresh: boolean): Map<string, KeyReading> {
+  const readings = new Map<string, KeyReading>();
+  for (const item of items) {
+    if (!isKeyId(item.keyId) || readings.has(item.keyId)) continue;
+    const reading = reads.read(item.keyId, fresh);
+    // Settled here too, so a read that fails while authentication fails is not left unhandled.
+    reading.record.catch(() => undefined);
+    reading.policy.catch(() => undefined);
+    readings.set(item.keyId, reading);
+  }
+  return readings;
+}
+
+/** Each prepared item's policy (none for a key that does not exist: policy denies that anyway). */
+function policiesOf(prepared: readonly Prepared[], readings: ReadonlyMap<string, KeyReading>): Promise<unknown[]> {
+  return Promise.all(prepared.map((p) => (p.record === undefined ? undefined : readings.get(p.keyId)?.policy)));
 }
 
 /** The operation a payload asks for (for records of requests refused before they were prepared). */
