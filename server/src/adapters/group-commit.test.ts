@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { GroupCommitStore } from './group-commit.ts';
 import { openLevelStore } from './level-store.ts';
-import { codeOf, nonce, storeContract } from './store.contract.ts';
+import { codeOf, keyRecord, nonce, storeContract } from './store.contract.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { Store } from '../core/ports.ts';
 
@@ -38,6 +38,19 @@ describe('group commit', () => {
     expect(writes).toBeGreaterThan(0);
     expect(writes).toBeLessThan(100);
     await store.close();
+  });
+
+  it('copies what a commit writes when it is made: later changes to the caller objects do not reach the store', async () => {
+    const store = await open();
+    const a = keyRecord('key_1', 'svc_a');
+    const b = keyRecord('key_2', 'svc_a');
+    const expectedB = keyRecord('key_2', 'svc_a');
+    const first = store.commit([{ kind: 'createKey', key: a }]);
+    const queued = store.commit([{ kind: 'createKey', key: b }]);
+    b.sealed.fill(0);
+    b.publicKey.fill(0);
+    await Promise.all([first, queued]);
+    expect(await store.getKey('key_2')).toEqual(expectedB);
   });
 
   it('drops a commit whose call timed out or was cancelled while it waited, and writes the rest', async () => {

@@ -2,6 +2,8 @@
 // and then go to disk together in one `commitEach` (one fsync for many requests). Each caller still
 // gets its own all-or-nothing result, and its promise settles only after its changes are durable,
 // so a response is never sent before its nonce (or later, its audit record) is on disk.
+// A commit that has to wait is copied when it is made, as the store itself plans a commit on entry:
+// a caller's later change to its objects never reaches the disk.
 
 import type { OpenKeyError } from '../core/errors.ts';
 import { abortReason, type Change, type CommitOptions, type ListPage, type Store } from '../core/ports.ts';
@@ -35,7 +37,7 @@ export class GroupCommitStore implements Store {
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     if (changes.length === 0) return Promise.resolve(); // nothing to make durable (a session-authenticated read)
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ changes, signal, resolve, reject });
+      this.queue.push({ changes: this.writing ? structuredClone(changes) : changes, signal, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
