@@ -4,49 +4,62 @@
 
 const encoder = new TextEncoder();
 
-/** A builder for `tag ‖ field…` where variable fields are u32-BE length-prefixed. */
+/**
+ * A builder for `tag ‖ field…` where variable fields are u32-BE length-prefixed. It writes into
+ * one growing buffer (these inputs are built on every request, so no per-field allocations).
+ */
 export class CanonicalWriter {
-  private readonly parts: Uint8Array[] = [];
+  private buf = new Uint8Array(256);
+  private view = new DataView(this.buf.buffer);
   private size = 0;
 
   constructor(tag: string) {
-    this.bytes(encoder.encode(tag));
+    this.string(tag);
   }
 
   /** A length-prefixed byte string. */
   bytes(b: Uint8Array): this {
-    const len = new Uint8Array(4);
-    new DataView(len.buffer).setUint32(0, b.length);
-    this.push(len);
-    this.push(b);
+    this.reserve(4 + b.length);
+    this.view.setUint32(this.size, b.length);
+    this.buf.set(b, this.size + 4);
+    this.size += 4 + b.length;
     return this;
   }
 
-  /** A length-prefixed UTF-8 string. */
+  /** A length-prefixed UTF-8 string (a lone surrogate becomes U+FFFD, as TextEncoder has it). */
   string(s: string): this {
-    return this.bytes(encoder.encode(s));
+    // One UTF-16 unit never takes more than 3 bytes of UTF-8.
+    this.reserve(4 + 3 * s.length);
+    const { written } = encoder.encodeInto(s, this.buf.subarray(this.size + 4));
+    this.view.setUint32(this.size, written);
+    this.size += 4 + written;
+    return this;
   }
 
   /** An unsigned 64-bit big-endian integer (milliseconds, counters). */
   u64(n: number | bigint): this {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(n));
-    this.push(b);
+    this.reserve(8);
+    if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) {
+      this.view.setUint32(this.size, Math.floor(n / 0x1_0000_0000));
+      this.view.setUint32(this.size + 4, n >>> 0);
+    } else {
+      this.view.setBigUint64(this.size, BigInt(n));
+    }
+    this.size += 8;
     return this;
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return this.buf.slice(0, this.size);
   }
 
-  private push(b: Uint8Array): void {
-    this.parts.push(b);
-    this.size += b.length;
+  private reserve(n: number): void {
+    if (this.size + n <= this.buf.length) return;
+    let capacity = this.buf.length * 2;
+    while (capacity < this.size + n) capacity *= 2;
+    const next = new Uint8Array(capacity);
+    next.set(this.buf.subarray(0, this.size));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
   }
 }
