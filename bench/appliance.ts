@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NODE_FLAGS } from '../server/src/config.ts';
 import { pinnedCommand } from './proc.ts';
 
 export interface ApplianceProcess {
@@ -98,7 +99,7 @@ export interface StartOptions {
 export async function startApplianceProcess(o: StartOptions): Promise<ApplianceProcess> {
   const dataDir = mkdtempSync(join(o.dataRoot ?? tmpdir(), 'openkey-bench-'));
   const [connectPort, grpcPort] = [await freePort(), await freePort()];
-  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...(o.nodeArgs ?? []), '--import', 'tsx', 'server/src/main.ts']);
+  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...NODE_FLAGS, ...(o.nodeArgs ?? []), '--import', 'tsx', 'server/src/main.ts']);
   const child = spawn(command, args, {
     cwd: o.repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],

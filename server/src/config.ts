@@ -7,6 +7,23 @@ import { fromHex } from './core/bytes.ts';
 import type { PrincipalAlgorithm } from './core/ports.ts';
 import type { RegistrationMode } from './core/principals.ts';
 
+/**
+ * V8 flags every serving process runs with. `npm start` passes them on its command line (V8 reads
+ * them when the heap is created, not later), cluster workers get them from the primary, and the
+ * benchmark starts the appliance with them. A 64 MiB semi-space (V8's default is 16 MiB) lets a
+ * busy process scavenge a quarter as often: each call allocates tens of short-lived objects, and the
+ * collector's share of a signing core fell from about 13 % to 9 %. Memory stays bounded: the young
+ * generation tops out at about 192 MiB per process.
+ */
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+
+/** `args` (a process's execArgv) with every NODE_FLAGS flag that is not already set. */
+export function withNodeFlags(args: readonly string[]): string[] {
+  const name = (flag: string): string => flag.split('=')[0] as string;
+  const set = new Set(args.map(name));
+  return [...args, ...NODE_FLAGS.filter((f) => !set.has(name(f)))];
+}
+
 export interface AdminKey {
   readonly algorithm: PrincipalAlgorithm;
   readonly publicKey: Uint8Array;

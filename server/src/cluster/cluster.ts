@@ -17,7 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { startAppliance, type RunningAppliance } from '../app.ts';
 import { createLogger, type Logger } from '../adapters/logger.ts';
-import type { Config } from '../config.ts';
+import { withNodeFlags, type Config } from '../config.ts';
 import { ChannelClient, serveChannel, type IpcPort } from './channel.ts';
 import { RemoteServiceSessions, RemoteStore, ownerHandlers, remoteCollateral } from './remote.ts';
 import { WorkerReads, isStaleKeysMessage, staleKeysOf } from './worker-reads.ts';
@@ -70,8 +70,9 @@ export async function startCluster(config: Config, logger: Logger = createLogger
     },
   });
 
-  // Records travel with their Uint8Arrays: structured clone, not JSON.
-  cluster.setupPrimary({ serialization: 'advanced' });
+  // Records travel with their Uint8Arrays: structured clone, not JSON. Workers serve the calls:
+  // they get the V8 flags whichever way the primary was started.
+  cluster.setupPrimary({ serialization: 'advanced', execArgv: withNodeFlags(process.execArgv) });
   let stopping = false;
   let restarts: number[] = [];
   let ports: { connectPort: number; grpcPort: number } | undefined;
