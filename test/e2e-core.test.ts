@@ -16,6 +16,8 @@ import { KeyAlgorithm } from '../proto/gen/openkey/v1/common_pb.ts';
 import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts';
 import { SignRequestSchema } from '../proto/gen/openkey/v1/signing_pb.ts';
 import { createOpenKeyClient, generateCredentials, openKeyErrorCode, stampFor, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
+import { exportAuditLog } from '../clients/src/cli/audit.ts';
+import { verifyAuditExport } from '../server/src/core/audit.ts';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
 
 // EIP-712 v4 example with nested arrays, bytes and arrays of structs (clients/examples).
@@ -121,6 +123,13 @@ describe('appliance core, end to end', () => {
     for (const [i, r] of res.results.entries()) {
       expect(ethers.verifyMessage(messages[i] ?? '', hex(r.signature))).toBe(secpAddress);
     }
+    // The audit log holds the batch as ONE record of 8 identical decisions, exported over the wire
+    // and verified under the identity key by the CLI's own export and verifier.
+    const { export: exp } = await exportAuditLog(alice.client.audit, { from: 1 });
+    expect(verifyAuditExport(exp, app.identityPublicKey)).toMatchObject({ ok: true, to: exp.records.length });
+    const digest = res.receipt?.requestDigest ?? new Uint8Array();
+    const records = exp.records.filter((r) => Buffer.from(r.requestDigest).equals(digest));
+    expect(records).toEqual([expect.objectContaining({ operation: 'personal_sign', keyId: secpKeyId, principal: alice.creds.principalId, decision: 'allow', reason: 'OWNER', count: 8 })]);
   });
 
   it('serves the same Sign over Connect HTTP/2, gRPC-Web and Connect JSON', async () => {

@@ -577,12 +577,10 @@ describe('passkey approvals of single requests', () => {
     }
     expect(await recoverTypedDataAddress({ ...MAIL, signature: hex(res.results[2]?.signature ?? new Uint8Array()) })).toBe(address);
     expect((await since(m)).map(decisionOf)).toEqual([
-      // Unapproved: every item denied in one decision.
-      signRecord('APPROVAL_REQUIRED'),
-      signRecord('APPROVAL_REQUIRED'),
+      // Unapproved: every item denied in one decision; the two personal_sign items are one record.
+      { ...signRecord('APPROVAL_REQUIRED'), count: 2 },
       signRecord('APPROVAL_REQUIRED', 'deny', 'eip712'),
-      signRecord('OWNER_RULE', 'allow'),
-      signRecord('OWNER_RULE', 'allow'),
+      { ...signRecord('OWNER_RULE', 'allow'), count: 2 },
       signRecord('OWNER_RULE', 'allow', 'eip712'),
     ]);
   });

@@ -502,7 +502,8 @@ on(ui.auditLoad, 'click', ui.auditError, async () => {
         h('td', {}, String(r.seq)),
         h('td', {}, time(r.timeMs)),
         h('td', {}, h('code', {}, r.principal)),
-        h('td', {}, r.operation),
+        // A record of several identical decisions (a batch) says how many.
+        h('td', {}, r.count > 1 ? `${r.operation} ×${r.count}` : r.operation),
         h('td', {}, h('code', {}, r.keyId)),
         h('td', { class: r.decision === 'allow' ? 'ok' : 'deny' }, r.decision),
         h('td', {}, r.reason),

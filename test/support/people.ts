@@ -6,13 +6,14 @@
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import type { PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { PasskeyApprovalSchema, type PasskeyApproval } from '../../proto/gen/openkey/v1/common_pb.ts';
-import type { AuditRecord as WireAuditRecord, ExportAuditResponse, SignedAuditHead as WireSignedAuditHead } from '../../proto/gen/openkey/v1/audit_pb.ts';
+import type { SignedAuditHead as WireSignedAuditHead } from '../../proto/gen/openkey/v1/audit_pb.ts';
 import type { Session } from '../../proto/gen/openkey/v1/passkeys_pb.ts';
 import { PrincipalKeyAlgorithm } from '../../proto/gen/openkey/v1/principals_pb.ts';
 import { approvalChallenge } from '../../proto/protocol/approval.ts';
 import { createOpenKeyClient, generateCredentials, requestDigest, stampingInterceptor, type Credentials, type OpenKeyClient } from '../../clients/src/index.ts';
-import { verifyAuditExport, type AuditExport, type SignedAuditHead } from '../../server/src/core/audit.ts';
-import type { AuditDecision, AuditHead, AuditRecord, Clock } from '../../server/src/core/ports.ts';
+import { auditExportFromWire } from '../../clients/src/cli/audit.ts';
+import { verifyAuditExport, type SignedAuditHead } from '../../server/src/core/audit.ts';
+import type { AuditHead, AuditRecord, Clock } from '../../server/src/core/ports.ts';
 import type { TestAppliance } from './appliance.ts';
 import type { AssertionOverrides, CeremonyOverrides, SoftAuthenticator } from './soft-authenticator.ts';
 
@@ -175,28 +176,6 @@ function headFromWire(h: WireSignedAuditHead | undefined): SignedAuditHead {
   return { seq: Number(h.seq), hash: h.hash, logSeq: Number(h.logSeq), time: Number(h.timeMs), signature: h.signature };
 }
 
-function recordFromWire(r: WireAuditRecord): AuditRecord {
-  if (r.decision !== 'allow' && r.decision !== 'deny') throw new Error(`audit record ${r.seq}: decision ${r.decision}`);
-  const decision: AuditDecision = r.decision;
-  return {
-    seq: Number(r.seq),
-    time: Number(r.timeMs),
-    principal: r.principal,
-    operation: r.operation,
-    keyId: r.keyId,
-    requestDigest: r.requestDigest,
-    decision,
-    reason: r.reason,
-    prevHash: r.prevHash,
-    hash: r.hash,
-  };
-}
-
-/** An ExportAudit response as core/audit.ts's AuditExport, for verifyAuditExport. */
-export function auditExportFromWire(res: ExportAuditResponse): AuditExport {
-  return { version: res.version, from: Number(res.from), records: res.records.map(recordFromWire), head: headFromWire(res.head) };
-}
-
 /** The current head (signed; checked). Reading it is itself audited, so the head includes that read. */
 export async function auditMark(app: TestAppliance, reader: OpenKeyClient): Promise<AuditHead> {
   const res = await reader.audit.getAuditHead({});
@@ -235,10 +214,11 @@ export async function auditAll(app: TestAppliance, reader: OpenKeyClient): Promi
 }
 
 /** The fields of a record a test compares. */
-export const decisionOf = (r: AuditRecord): { principal: string; operation: string; keyId: string; decision: string; reason: string } => ({
+export const decisionOf = (r: AuditRecord): { principal: string; operation: string; keyId: string; decision: string; reason: string; count?: number } => ({
   principal: r.principal,
   operation: r.operation,
   keyId: r.keyId,
   decision: r.decision,
   reason: r.reason,
+  ...(r.count === undefined ? {} : { count: r.count }),
 });

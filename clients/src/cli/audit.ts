@@ -57,6 +57,8 @@ export function auditExportFromWire(res: ExportAuditResponse): AuditExport {
         reason: r.reason,
         prevHash: r.prevHash,
         hash: r.hash,
+        // 0 is the wire's "absent": one decision, as a record without a count.
+        ...(r.count === 0 ? {} : { count: r.count }),
       }),
     ),
     // A missing head is an empty one: its signature cannot verify.

@@ -4,6 +4,7 @@
 // the sealed key's container), INTERNAL for any other record. Encoding invalid records is INTERNAL.
 
 import {
+  isAuditCount,
   isAuditDecision,
   isAuditDigest,
   isAuditHash,
@@ -41,6 +42,8 @@ const NONCE_FIELDS = ['v', 'expiresAt'] as const;
 const COUNTER_FIELDS = ['v', 'windowStart', 'count'] as const;
 const BUCKET_FIELDS = ['v', 'level', 'at', 'capacity', 'refillTokens', 'refillPeriodMs'] as const;
 const AUDIT_FIELDS = ['v', 'seq', 'time', 'principal', 'operation', 'keyId', 'requestDigest', 'decision', 'reason', 'prevHash', 'hash'] as const;
+/** A record of several identical decisions also holds their count (core/audit.ts `mergeIdentical`). */
+const AUDIT_OPTIONAL = ['count'] as const;
 const AUDIT_HEAD_FIELDS = ['v', 'seq', 'hash'] as const;
 /** Token-bucket levels are tokens × refillPeriodMs; keep every product well inside safe integers. */
 export const MAX_BUCKET_UNITS = 2 ** 50;
@@ -224,6 +227,7 @@ export function encodeAuditRecord(r: AuditRecord): Uint8Array {
     reason: c.reason,
     prevHash: b64(c.prevHash),
     hash: b64(c.hash),
+    ...(c.count === undefined ? {} : { count: c.count }),
   });
 }
 
@@ -234,7 +238,7 @@ export function encodeAuditRecord(r: AuditRecord): Uint8Array {
  */
 export function decodeAuditRecord(bytes: Uint8Array): AuditRecord {
   const fail = failWith('INTERNAL', 'corrupt audit record');
-  const o = parseObject(bytes, AUDIT_FIELDS, fail);
+  const o = parseObject(bytes, AUDIT_FIELDS, fail, AUDIT_OPTIONAL);
   return checkAuditRecord(
     { ...o, requestDigest: unb64(o['requestDigest'], fail), prevHash: unb64(o['prevHash'], fail), hash: unb64(o['hash'], fail) },
     fail,
@@ -242,7 +246,7 @@ export function decodeAuditRecord(bytes: Uint8Array): AuditRecord {
 }
 
 function checkAuditRecord(v: Unchecked<AuditRecord>, fail: Fail): AuditRecord {
-  const { seq, principal, operation, keyId, requestDigest, decision, reason, prevHash, hash } = v;
+  const { seq, principal, operation, keyId, requestDigest, decision, reason, prevHash, hash, count } = v;
   if (!isAuditSeq(seq)) return fail('seq');
   if (!isAuditId(principal)) return fail('principal');
   if (!isAuditOperationName(operation)) return fail('operation');
@@ -251,6 +255,7 @@ function checkAuditRecord(v: Unchecked<AuditRecord>, fail: Fail): AuditRecord {
   if (!isAuditDecision(decision)) return fail('decision');
   if (!isAuditReasonCode(reason)) return fail('reason');
   if (!isAuditHash(prevHash) || !isAuditHash(hash)) return fail('hash length');
+  if (!isAuditCount(count)) return fail('count');
   return {
     seq,
     time: timestamp(v['time'], 'time', fail),
@@ -262,6 +267,7 @@ function checkAuditRecord(v: Unchecked<AuditRecord>, fail: Fail): AuditRecord {
     reason,
     prevHash: Uint8Array.from(prevHash),
     hash: Uint8Array.from(hash),
+    ...(count === undefined ? {} : { count }),
   };
 }
 
@@ -285,7 +291,7 @@ export function decodeAuditHead(bytes: Uint8Array): AuditHead {
 // ---- documents ----------------------------------------------------------------------------------
 
 const DOC_FIELDS = ['v', 'version', 'value'] as const;
-const DOC_FIELDS_EXPIRING = ['v', 'version', 'expiresAt', 'value'] as const;
+const DOC_OPTIONAL = ['expiresAt'] as const;
 /** Largest document value: documents are small records (a policy with 64 grants fits easily). */
 export const MAX_DOC_BYTES = 256 * 1024;
 const DOC_SPACE_RE = /^[a-z][a-z0-9-]{0,31}$/;
@@ -309,12 +315,7 @@ export function encodeDoc(d: StoredDoc): Uint8Array {
 
 export function decodeDoc(bytes: Uint8Array): StoredDoc {
   const fail = failWith('INTERNAL', 'corrupt document');
-  let o: Readonly<Record<string, unknown>>;
-  try {
-    o = parseObject(bytes, DOC_FIELDS, fail);
-  } catch {
-    o = parseObject(bytes, DOC_FIELDS_EXPIRING, fail);
-  }
+  const o = parseObject(bytes, DOC_FIELDS, fail, DOC_OPTIONAL);
   const version = o['version'];
   if (!isDocVersion(version)) return fail('version');
   const value = unb64(o['value'], fail);
@@ -328,7 +329,8 @@ export function decodeDoc(bytes: Uint8Array): StoredDoc {
 // ---- field checks -------------------------------------------------------------------------------
 
 /** UTF-8 JSON object with exactly `fields` and `v` = RECORD_FORMAT. */
-function parseObject(raw: Uint8Array, fields: readonly string[], fail: Fail): Readonly<Record<string, unknown>> {
+/** A stored JSON object of this format with exactly `fields`, plus any of `optional`, and no other. */
+function parseObject(raw: Uint8Array, fields: readonly string[], fail: Fail, optional: readonly string[] = []): Readonly<Record<string, unknown>> {
   let parsed: unknown;
   try {
     parsed = JSON.parse(STRICT_UTF8.decode(raw));
@@ -340,7 +342,8 @@ function parseObject(raw: Uint8Array, fields: readonly string[], fail: Fail): Re
   const o = parsed as Readonly<Record<string, unknown>>;
   if (o['v'] !== RECORD_FORMAT) return fail('unknown record format');
   const keys = Object.keys(o);
-  if (keys.length !== fields.length || !fields.every((f) => Object.hasOwn(o, f))) return fail('unexpected fields');
+  const extra = optional.filter((f) => Object.hasOwn(o, f)).length;
+  if (keys.length !== fields.length + extra || !fields.every((f) => Object.hasOwn(o, f))) return fail('unexpected fields');
   return o;
 }
 

@@ -22,6 +22,7 @@ import {
   denialAudit,
   encodeAuditExport,
   isAuditId,
+  mergeIdentical,
   verifyAuditExport,
   type AuditExport,
   type AuditVerification,
@@ -186,6 +187,11 @@ describe('audit log on LevelDB', () => {
         async (db) => writeJson(db, recordKey(37), rehashed({ ...(await readJson(db, recordKey(37))), principal: 'svc_someone_else' })),
         { ok: false, code: 'CHAIN_LINK_BROKEN', seq: 38 },
       ],
+      [
+        'claim that record 37 stands for 64 decisions',
+        async (db) => writeJson(db, recordKey(37), { ...(await readJson(db, recordKey(37))), count: 64 }),
+        { ok: false, code: 'RECORD_HASH_MISMATCH', seq: 37 },
+      ],
       ['delete record 37', (db) => db.del(recordKey(37)), { ok: false, code: 'SEQUENCE_BROKEN', seq: 37 }],
       [
         'swap records 37 and 38',
@@ -280,9 +286,14 @@ describe('audit log on LevelDB', () => {
     it('a record that no longer parses makes the export fail cleanly with INTERNAL', async () => {
       await seeded();
       await withRaw(dir, (db) => db.put(recordKey(37), new Uint8Array([0x7b, 0xff])));
+      // A count of 1 is never written (one decision has no count): a record holding it is corrupt.
+      await withRaw(dir, async (db) => writeJson(db, recordKey(30), { ...(await readJson(db, recordKey(30))), count: 1 }));
       store = await openLevelStore(dir);
-      const err = await logOf(store).export(1).catch((e: unknown) => e);
-      expect(isOpenKeyError(err) && err.code).toBe('INTERNAL');
+      for (const seq of [30, 37]) {
+        const err = await logOf(store).export(seq, seq).catch((e: unknown) => e);
+        expect(isOpenKeyError(err) && err.code, `record ${seq}`).toBe('INTERNAL');
+      }
+      expect(verify(await logOf(store).export(31, 35))).toMatchObject({ ok: true, from: 31 });
       expect(verify(await logOf(store).export(38))).toMatchObject({ ok: true, from: 38 });
     });
   });
@@ -420,6 +431,115 @@ describe('verifyAuditExport', () => {
     expect(verify(withRecord(3, { seq: -1 }))).toEqual({ ok: false, code: 'MALFORMED_EXPORT', seq: 4 });
     expect(() => decodeAuditExport('{"version":1')).toThrow(expect.objectContaining({ code: 'MALFORMED_REQUEST' }));
     expect(() => decodeAuditExport(encodeAuditExport(exp).replace(/"hash":"[0-9a-f]{2}/, '"hash":"zz'))).toThrow(expect.objectContaining({ code: 'MALFORMED_REQUEST' }));
+  });
+});
+
+describe('records of several identical decisions (count)', () => {
+  const entry = { time: 5, principal: 'svc_b', operation: 'personal_sign', keyId: 'key_1', requestDigest: sha256('batch'), decision: 'allow', reason: 'GRANT' } as const;
+
+  /** The record hash spelled out from its definition: tag, then u32-BE-length-prefixed UTF-8 strings
+   * and bytes and u64-BE integers, SHA-256 over that and prevHash. */
+  function definedHash(r: Omit<AuditRecord, 'hash'>): Uint8Array {
+    const parts: Buffer[] = [];
+    const lp = (b: Uint8Array): void => {
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(b.length);
+      parts.push(len, Buffer.from(b));
+    };
+    const u64 = (n: number): void => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64BE(BigInt(n));
+      parts.push(b);
+    };
+    lp(Buffer.from(r.count === undefined ? 'openkey-audit-record-v1' : 'openkey-audit-record-v2'));
+    u64(r.seq);
+    u64(r.time);
+    for (const f of [r.principal, r.operation, r.keyId]) lp(Buffer.from(f));
+    lp(r.requestDigest);
+    for (const f of [r.decision, r.reason]) lp(Buffer.from(f));
+    if (r.count !== undefined) u64(r.count);
+    return new Uint8Array(createHash('sha256').update(Buffer.concat(parts)).update(r.prevHash).digest());
+  }
+
+  it('identical entries become one entry with their count, in order of first appearance; any difference keeps its own', () => {
+    const other = { ...entry, keyId: 'key_2' };
+    const denied = { ...entry, decision: 'deny', reason: 'BATCH_ITEM_DENIED' } as const;
+    expect(mergeIdentical([entry, other, entry, entry, other])).toEqual([
+      { ...entry, count: 3 },
+      { ...other, count: 2 },
+    ]);
+    expect(mergeIdentical([entry])).toEqual([entry]);
+    expect(mergeIdentical([denied, entry])).toEqual([denied, entry]);
+    for (const change of [{ time: 6 }, { principal: 'svc_c' }, { operation: 'eip712' }, { keyId: '' }, { requestDigest: sha256('other') }, { decision: 'deny' }, { reason: 'OWNER' }] as const) {
+      expect(mergeIdentical([entry, { ...entry, ...change }]), Object.keys(change)[0]).toHaveLength(2);
+    }
+    // Counts add up.
+    expect(mergeIdentical([{ ...entry, count: 2 }, entry, { ...entry, count: 5 }])).toEqual([{ ...entry, count: 8 }]);
+  });
+
+  it('hash as defined: a record of one decision keeps the v1 hash, a counted one commits to its count under v2', async () => {
+    const store = await openLevelStore(freshDir());
+    try {
+      await store.commit([appendAudit(entry), appendAudit({ ...entry, count: 64 }), appendAudit({ ...entry, count: 1 })]);
+      const records = await store.readAudit(1, 3);
+      expect(records.map((r) => r.count)).toEqual([undefined, 64, undefined]); // 1 is stored as absent
+      for (const r of records) expect(r.hash).toEqual(definedHash(r));
+      const [one, many] = records as [AuditRecord, AuditRecord];
+      expect(definedHash({ ...many, count: 63 })).not.toEqual(many.hash);
+      expect(definedHash({ ...one, seq: 2, prevHash: one.hash })).not.toEqual(many.hash); // same fields, no count
+      const exp = await logOf(store).export(1);
+      expect(verify(exp)).toMatchObject({ ok: true, to: 3 });
+      // The JSON form carries the count and verifies the same.
+      expect(verify(decodeAuditExport(encodeAuditExport(exp)))).toMatchObject({ ok: true, to: 3 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('changing, adding or removing a count is a hash mismatch; a count that is no count is malformed', async () => {
+    const store = await openLevelStore(freshDir());
+    let exp: AuditExport;
+    try {
+      await store.commit([appendAudit(entry), appendAudit({ ...entry, count: 64 })]);
+      exp = await logOf(store).export(1);
+    } finally {
+      await store.close();
+    }
+    // `over` may hold what no AuditRecord can: the verifier gets exports from outside.
+    const at = (i: number, over: Readonly<Record<string, unknown>>): AuditVerification => verify({ ...exp, records: exp.records.map((r, j) => (j === i ? ({ ...r, ...over } as AuditRecord) : r)) });
+    const { count: _dropped, ...uncounted } = exp.records[1] as AuditRecord;
+    expect(verify({ ...exp, records: [exp.records[0] as AuditRecord, uncounted] })).toEqual({ ok: false, code: 'RECORD_HASH_MISMATCH', seq: 2 });
+    expect(at(1, { count: 65 })).toEqual({ ok: false, code: 'RECORD_HASH_MISMATCH', seq: 2 });
+    expect(at(0, { count: 2 })).toEqual({ ok: false, code: 'RECORD_HASH_MISMATCH', seq: 1 });
+    for (const count of [0, 1, -2, 2.5, 2 ** 32, '64', null]) expect(at(1, { count }), String(count)).toEqual({ ok: false, code: 'MALFORMED_EXPORT', seq: 2 });
+    // Neither appendAudit nor the store (given the Change directly) writes a count that is no count.
+    const bad = await openLevelStore(freshDir());
+    try {
+      for (const count of [0, -1, 2.5, 2 ** 32]) {
+        expect(() => appendAudit({ ...entry, count }), String(count)).toThrow(expect.objectContaining({ code: 'INTERNAL', message: expect.stringContaining('count') }));
+        await expect(bad.commit([{ kind: 'appendAudit', entry: { ...entry, count } }]), String(count)).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('count') });
+      }
+      expect(await bad.getAuditHead()).toMatchObject({ seq: 0 });
+    } finally {
+      await bad.close();
+    }
+  });
+
+  it('a batch signed with one key is one record; a denied batch is one record per reason', async () => {
+    const store = await openLevelStore(freshDir());
+    try {
+      const open = checkKeyPolicy({ grants: [{ id: 'g', principal: service, operations: ['eip712'] }] });
+      const requestDigest = sha256('one batch request');
+      const item = (operation: 'eip712' | 'personal_sign') => ({ decision: evaluatePolicy({ principal: service, key, policy: open, operation, messageBytes: 1, requestDigest, now: clock.now() }), principal: service.id, operation, keyId: key.keyId, requestDigest });
+      await commitAudited(store, { time: clock.now(), items: Array.from({ length: 64 }, () => item('eip712')) });
+      const refused = await commitAudited(store, { time: clock.now(), items: [item('eip712'), item('personal_sign'), item('eip712')] }).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'KEY_NOT_FOUND' });
+      const records = await store.readAudit(1, 100);
+      expect(records.map((r) => `${r.decision}:${r.reason}×${r.count ?? 1}`)).toEqual(['allow:GRANT×64', 'deny:BATCH_ITEM_DENIED×2', 'deny:OPERATION_NOT_GRANTED×1']);
+      expect(verify(await logOf(store).export(1))).toMatchObject({ ok: true, to: 3 });
+    } finally {
+      await store.close();
+    }
   });
 });
 

@@ -18,6 +18,10 @@ export const AUDIT_GENESIS_HASH: Uint8Array = new Uint8Array(AUDIT_HASH_LENGTH);
 export const MAX_AUDIT_EXPORT = 1000;
 export const AUDIT_EXPORT_VERSION = 1;
 const RECORD_TAG = 'openkey-audit-record-v1';
+/** A record that stands for several identical decisions (count ≥ 2) is hashed under its own tag. */
+const COUNTED_RECORD_TAG = 'openkey-audit-record-v2';
+/** Most decisions one record may stand for (the wire field is a uint32). */
+export const MAX_AUDIT_COUNT = 2 ** 32 - 1;
 const HEAD_TAG = 'openkey-audit-head-v1';
 
 /** Operations the appliance audits. Extend here as features land. */
@@ -45,6 +49,8 @@ export const isAuditTime = (v: unknown): v is number => typeof v === 'number' &&
 export const isAuditSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 export const isAuditDigest = (v: unknown): v is Uint8Array => v instanceof Uint8Array && (v.length === 0 || v.length === 32);
 export const isAuditHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === AUDIT_HASH_LENGTH;
+/** A record's `count`: absent (one decision) or 2 … MAX_AUDIT_COUNT. 1 is written by leaving it out. */
+export const isAuditCount = (v: unknown): v is number | undefined => v === undefined || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 2 && v <= MAX_AUDIT_COUNT);
 
 /** A checked private copy of an entry; INTERNAL for anything a record may not hold. */
 export function checkAuditEntry(e: AuditEntry): AuditEntry {
@@ -59,6 +65,8 @@ export function checkAuditEntry(e: AuditEntry): AuditEntry {
   if (!isAuditDigest(e.requestDigest)) fail('requestDigest');
   if (!isAuditDecision(e.decision)) fail('decision');
   if (!isAuditReasonCode(e.reason)) fail('reason');
+  const count = e.count === 1 ? undefined : e.count; // one decision is written without a count
+  if (!isAuditCount(count)) fail('count');
   return {
     time: e.time,
     principal: e.principal,
@@ -67,14 +75,20 @@ export function checkAuditEntry(e: AuditEntry): AuditEntry {
     requestDigest: Uint8Array.from(e.requestDigest),
     decision: e.decision,
     reason: e.reason,
+    ...(count === undefined ? {} : { count }),
   };
 }
 
 // ---- Chaining -----------------------------------------------------------------------------------
 
-/** SHA-256(canonical(seq, time, principal, operation, keyId, requestDigest, decision, reason) ‖ prevHash). */
+/**
+ * SHA-256(canonical(seq, time, principal, operation, keyId, requestDigest, decision, reason) ‖
+ * prevHash) under the v1 tag; a record of several decisions (count ≥ 2) appends count and uses the
+ * v2 tag, so no v1 record's fields and count can be read as another record's.
+ */
 export function auditRecordHash(r: Omit<AuditRecord, 'hash'>): Uint8Array {
-  const canonical = new CanonicalWriter(RECORD_TAG)
+  const counted = r.count !== undefined && r.count !== 1;
+  const w = new CanonicalWriter(counted ? COUNTED_RECORD_TAG : RECORD_TAG)
     .u64(r.seq)
     .u64(r.time)
     .string(r.principal)
@@ -82,8 +96,8 @@ export function auditRecordHash(r: Omit<AuditRecord, 'hash'>): Uint8Array {
     .string(r.keyId)
     .bytes(r.requestDigest)
     .string(r.decision)
-    .string(r.reason)
-    .finish();
+    .string(r.reason);
+  const canonical = (counted ? w.u64(r.count as number) : w).finish();
   return new Uint8Array(createHash('sha256').update(canonical).update(r.prevHash).digest());
 }
 
@@ -104,6 +118,8 @@ export interface AuditInput {
   readonly requestDigest: Uint8Array;
   readonly decision: AuditDecision;
   readonly reason: AuditReason;
+  /** Identical decisions this entry stands for; absent means 1 (see `mergeIdentical`). */
+  readonly count?: number;
 }
 
 /** The Change that appends `entry`; commit it with the state the decision changes. */
@@ -153,10 +169,12 @@ export interface AuditedCommit {
 export async function commitAudited(store: Pick<Store, 'commit'>, c: AuditedCommit): Promise<void> {
   if (c.items.length === 0) throw new OpenKeyError('INTERNAL', 'commitAudited: no items');
   const records = (decisions: readonly PolicyDecision[]): Change[] =>
-    c.items.map((item, i) => {
-      const d = decisions[i] ?? item.decision;
-      return appendAudit({ time: c.time, principal: item.principal, operation: item.operation, keyId: item.keyId, requestDigest: item.requestDigest, decision: d.decision, reason: d.reason });
-    });
+    mergeIdentical(
+      c.items.map((item, i) => {
+        const d = decisions[i] ?? item.decision;
+        return { time: c.time, principal: item.principal, operation: item.operation, keyId: item.keyId, requestDigest: item.requestDigest, decision: d.decision, reason: d.reason };
+      }),
+    ).map(appendAudit);
   const denyAll = async (reasonFor: (d: PolicyDecision) => PolicyReason, cause: PolicyDecision): Promise<never> => {
     const decisions = c.items.map((item) => deniedAs(item.decision, reasonFor(item.decision)));
     await store.commit([...(c.always ?? []), ...records(decisions)], { signal: c.signal });
@@ -177,6 +195,37 @@ export async function commitAudited(store: Pick<Store, 'commit'>, c: AuditedComm
     }
     throw e;
   }
+}
+
+/**
+ * Identical entries as one entry with their count, in order of first appearance. The items of a
+ * batch share principal, time and request digest, so a batch that signs with one key is one record
+ * (the log says "allowed ×64" once instead of 64 times, and the commit writes one record, not 64);
+ * entries that differ in anything keep records of their own.
+ */
+export function mergeIdentical(entries: readonly AuditInput[]): AuditInput[] {
+  // A linear scan of the groups so far: a batch has one or a few (64 items at most), and comparing
+  // fields costs less than building a key for every item.
+  const groups: { entry: AuditInput; count: number }[] = [];
+  for (const e of entries) {
+    const group = groups.find((g) => sameDecision(g.entry, e));
+    if (group === undefined) groups.push({ entry: e, count: e.count ?? 1 });
+    else group.count += e.count ?? 1;
+  }
+  return groups.map(({ entry, count }) => (count === (entry.count ?? 1) ? entry : { ...entry, count }));
+}
+
+/** Every field but the count is the same. */
+function sameDecision(a: AuditInput, b: AuditInput): boolean {
+  return (
+    a.time === b.time &&
+    a.principal === b.principal &&
+    a.operation === b.operation &&
+    a.keyId === b.keyId &&
+    a.decision === b.decision &&
+    a.reason === b.reason &&
+    (a.requestDigest === b.requestDigest || equalBytes(a.requestDigest, b.requestDigest))
+  );
 }
 
 // ---- Signed heads and exports -------------------------------------------------------------------
@@ -350,7 +399,8 @@ function isRecordShape(r: unknown): r is AuditRecord {
     isAuditDecision(o['decision']) &&
     isAuditReasonCode(o['reason']) &&
     isAuditHash(o['prevHash']) &&
-    isAuditHash(o['hash'])
+    isAuditHash(o['hash']) &&
+    isAuditCount(o['count'])
   );
 }
 
@@ -361,6 +411,7 @@ export function encodeAuditExport(exp: AuditExport): string {
   return JSON.stringify({
     version: exp.version,
     from: exp.from,
+    // `count` appears only on records of several decisions, as the store and the wire hold them.
     records: exp.records.map((r) => ({ ...r, requestDigest: toHex(r.requestDigest), prevHash: toHex(r.prevHash), hash: toHex(r.hash) })),
     head: { ...exp.head, hash: toHex(exp.head.hash), signature: toHex(exp.head.signature) },
   });
@@ -397,6 +448,7 @@ export function decodeAuditExport(text: string): AuditExport {
         reason: str(r['reason'], 'reason'),
         prevHash: hex(r['prevHash'], 'prevHash'),
         hash: hex(r['hash'], 'hash'),
+        ...(r['count'] === undefined ? {} : { count: num(r['count'], 'count') }), // judged by the verifier
       };
     }),
     head: {

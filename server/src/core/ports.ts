@@ -125,6 +125,11 @@ export interface AuditEntry {
   readonly decision: AuditDecision;
   /** A stable UPPER_SNAKE reason code (policy.ts `PolicyReason`, or an ErrorCode). */
   readonly reason: string;
+  /**
+   * How many identical decisions the record stands for: the items of one SignBatch that share key,
+   * operation and outcome are one record. Absent means 1 (and a record of 1 never carries it).
+   */
+  readonly count?: number;
 }
 
 /** A stored audit record: hash = SHA-256(canonical(entry, seq) ‖ prevHash) (core/audit.ts). */

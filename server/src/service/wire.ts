@@ -282,6 +282,7 @@ export function auditExportToWire(e: AuditExport): ExportAuditResponse {
         reason: r.reason,
         prevHash: r.prevHash,
         hash: r.hash,
+        count: r.count ?? 0,
       }),
     ),
     head: signedHeadToWire(e.head),
