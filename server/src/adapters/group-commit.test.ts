@@ -40,6 +40,26 @@ describe('group commit', () => {
     await store.close();
   });
 
+  it('commits made in one turn of the event loop share one write; later ones wait for the next', async () => {
+    const inner = await openLevelStore(mkdtempSync(join(tmpdir(), 'openkey-gc-')));
+    const writes: number[] = [];
+    const original = inner.commitEach.bind(inner);
+    inner.commitEach = (groups) => {
+      writes.push(groups.length);
+      return original(groups);
+    };
+    const store = new GroupCommitStore(inner);
+    const turn = (tag: string, n: number) => Array.from({ length: n }, (_, i) => store.commit([nonce('p', `${tag}${i}`)]));
+    const first = turn('a', 10);
+    // Microtasks of the same turn still join the first write.
+    const late = Promise.resolve().then(() => Promise.all(turn('b', 3)));
+    await Promise.all([...first, late]);
+    expect(writes).toEqual([13]);
+    await Promise.all(turn('c', 4));
+    expect(writes).toEqual([13, 4]);
+    await store.close();
+  });
+
   it('copies what a commit writes when it is made: later changes to the caller objects do not reach the store', async () => {
     const store = await open();
     const a = keyRecord('key_1', 'svc_a');

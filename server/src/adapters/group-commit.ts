@@ -1,9 +1,11 @@
-// Group commit in front of any Store: commits that arrive while a durable write is in flight wait
-// and then go to disk together in one `commitEach` (one fsync for many requests). Each caller still
-// gets its own all-or-nothing result, and its promise settles only after its changes are durable,
-// so a response is never sent before its nonce (or later, its audit record) is on disk.
-// A commit that has to wait is copied when it is made, as the store itself plans a commit on entry:
-// a caller's later change to its objects never reaches the disk.
+// Group commit in front of any Store: commits go to disk together in one `commitEach` (one fsync for
+// many requests). A write starts at the end of the event-loop turn in which its first commit came
+// (setImmediate: after every I/O callback of the turn, so the calls of one socket read, or the
+// messages of one stream frame, share it), and commits that arrive while it is in flight wait for
+// the next. Each caller still gets its own all-or-nothing result, and its promise settles only
+// after its changes are durable, so a response is never sent before its nonce or audit record is on
+// disk. Every commit is copied when it is made, as a store plans a commit on entry: a caller's
+// later change to its objects never reaches the disk.
 
 import type { OpenKeyError } from '../core/errors.ts';
 import { abortReason, type Change, type CommitOptions, type ListPage, type Store } from '../core/ports.ts';
@@ -22,6 +24,7 @@ export interface GroupCommitOptions {
 
 export class GroupCommitStore implements Store {
   private queue: Pending[] = [];
+  /** A drain is scheduled or running: new commits only join the queue. */
   private writing = false;
   private readonly maxGroup: number;
 
@@ -37,13 +40,15 @@ export class GroupCommitStore implements Store {
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     if (changes.length === 0) return Promise.resolve(); // nothing to make durable (a session-authenticated read)
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ changes: this.writing ? (copyOf(changes) as readonly Change[]) : changes, signal, resolve, reject });
-      if (!this.writing) void this.drain();
+      this.queue.push({ changes: copyOf(changes) as readonly Change[], signal, resolve, reject });
+      if (!this.writing) {
+        this.writing = true;
+        setImmediate(() => void this.drain());
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
     try {
       while (this.queue.length > 0) {
         // Calls that timed out or were cancelled while queued are dropped here: nothing of theirs
