@@ -78,6 +78,16 @@ export class OpenKeyError extends Error {
   }
 }
 
+/** RESOURCE_EXHAUSTED from a back-pressure bound, with when to try again. */
+export class BusyError extends OpenKeyError {
+  constructor(
+    readonly retryAfterMs: number,
+    detail = 'server at capacity',
+  ) {
+    super('RESOURCE_EXHAUSTED', detail);
+  }
+}
+
 export function isOpenKeyError(e: unknown): e is OpenKeyError {
   return e instanceof OpenKeyError;
 }

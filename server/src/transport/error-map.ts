@@ -3,7 +3,7 @@
 // message; detail text never leaves the process. Anything that is not an OpenKeyError reaches the
 // client only as INTERNAL "internal error" and is logged with the request id.
 
-import { isOpenKeyError, type ErrorCode } from '../core/errors.ts';
+import { BusyError, isOpenKeyError, type ErrorCode } from '../core/errors.ts';
 
 export const ERROR_CODE_HEADER = 'openkey-error-code';
 export const RETRY_AFTER_HEADER = 'openkey-retry-after-ms';
@@ -87,6 +87,7 @@ export interface WireError {
 }
 
 export function toWireError(e: unknown): WireError {
+  if (e instanceof BusyError) return { status: STATUS_OF[e.code], code: e.code, message: e.code, unexpected: false, retryAfterMs: e.retryAfterMs };
   if (isOpenKeyError(e)) return { status: STATUS_OF[e.code], code: e.code, message: e.code, unexpected: e.code === 'INTERNAL' };
   return { status: Status.INTERNAL, code: 'INTERNAL', message: 'internal error', unexpected: true };
 }

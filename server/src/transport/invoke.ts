@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../adapters/logger.ts';
-import { OpenKeyError } from '../core/errors.ts';
+import { BusyError, OpenKeyError } from '../core/errors.ts';
 import type { CallMeta } from '../service/rpc.ts';
 import { toWireError, type WireError } from './error-map.ts';
 
@@ -127,8 +127,7 @@ export async function invoke<T>(
   const admission = limits.admission;
   if (admission !== undefined && !admission.tryEnter()) {
     logger.debug({ requestId: meta.requestId, method }, 'call refused: server at capacity');
-    const busy = toWireError(new OpenKeyError('RESOURCE_EXHAUSTED', 'server at capacity'));
-    return { ok: false, error: { ...busy, retryAfterMs: admission.retryAfterMs } };
+    return { ok: false, error: toWireError(new BusyError(admission.retryAfterMs)) };
   }
   let timer: NodeJS.Timeout | undefined;
   const controller = new AbortController();

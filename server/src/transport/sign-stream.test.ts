@@ -11,6 +11,7 @@ import { createLogger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import type { SignStreamSession } from '../service/rpc.ts';
 import { Admission, DEFAULT_LIMITS, InFlight, newMeta, type TransportLimits } from './invoke.ts';
+import { toWireError } from './error-map.ts';
 import { MAX_STREAM_IN_PROGRESS, serveSignStream, type SignStreamOptions } from './sign-stream.ts';
 
 const logger = createLogger('silent');
@@ -271,5 +272,40 @@ describe('SignStream driver', () => {
     const gen = serveSignStream(newMeta(undefined), feed, { ...options(fakeStream()), inFlight, open: () => Promise.reject(new OpenKeyError('UNAUTHENTICATED')) });
     expect(await finish(gen)).toEqual({ answers: [], end: 'UNAUTHENTICATED' });
     expect(inFlight.count).toBe(0);
+  });
+
+  it('admits the opening under the shared bound: refused at once when it is full, its slot given back after', async () => {
+    const admission = new Admission(1, 40);
+    const limits = { ...DEFAULT_LIMITS, admission };
+    let opened = 0;
+    const open = (session: SignStreamSession, during: () => void = () => undefined) => async (): Promise<SignStreamSession> => {
+      opened++;
+      during();
+      return session;
+    };
+    // Full: the stream ends before authenticating, with the bound's retry hint on the wire.
+    expect(admission.tryEnter()).toBe(true);
+    const refused = serveSignStream(newMeta(undefined, 's'), new Feed(), { ...options(fakeStream(), { limits }), open: open(fakeStream()) });
+    const err = await refused.next().then(() => undefined, (e: unknown) => e);
+    expect(err).toMatchObject({ code: 'RESOURCE_EXHAUSTED' });
+    expect(toWireError(err)).toMatchObject({ code: 'RESOURCE_EXHAUSTED', retryAfterMs: 40, unexpected: false });
+    expect(opened).toBe(0);
+    admission.leave();
+
+    // Room again: the opening holds the slot while it authenticates, and the open stream does not.
+    let during = -1;
+    const feed = new Feed();
+    const gen = serveSignStream(newMeta(undefined, 's'), feed, { ...options(fakeStream(), { limits }), open: open(fakeStream(), () => (during = admission.active)) });
+    feed.push(1n);
+    expect((await take(gen, 1)).map(seen)).toEqual([[1n, 'ok:k1']]);
+    expect(during).toBe(1);
+    expect(admission.active).toBe(0);
+    feed.end();
+    expect(await finish(gen)).toEqual({ answers: [], end: 'OK' });
+
+    // A refused opening gives its slot back too.
+    const denied = serveSignStream(newMeta(undefined, 's'), new Feed(), { ...options(fakeStream(), { limits }), open: () => Promise.reject(new OpenKeyError('UNAUTHENTICATED')) });
+    expect(await finish(denied)).toEqual({ answers: [], end: 'UNAUTHENTICATED' });
+    expect(admission.active).toBe(0);
   });
 });

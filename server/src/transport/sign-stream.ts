@@ -8,7 +8,7 @@ import { create } from '@bufbuild/protobuf';
 import { setMaxListeners } from 'node:events';
 import { SignStreamResponseSchema, type SignStreamRequest, type SignStreamResponse } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import type { Logger } from '../adapters/logger.ts';
-import { OpenKeyError, type ErrorCode } from '../core/errors.ts';
+import { BusyError, OpenKeyError, type ErrorCode } from '../core/errors.ts';
 import { METHODS, type CallMeta, type SignStreamSession } from '../service/rpc.ts';
 import { toWireError, type WireError } from './error-map.ts';
 import { invoke, type InFlight, type TransportLimits } from './invoke.ts';
@@ -89,7 +89,17 @@ export async function* serveSignStream(
   };
   let timer: NodeJS.Timeout | undefined;
   try {
-    const session = await o.open(meta);
+    // Opening authenticates (a MAC check, or a round trip to the store owner), so it is admitted
+    // like a call: beyond the bound the stream ends at once with RESOURCE_EXHAUSTED and a retry
+    // hint. The open stream itself holds no slot; each of its messages takes one while it runs.
+    const admission = o.limits.admission;
+    if (admission !== undefined && !admission.tryEnter()) throw new BusyError(admission.retryAfterMs, 'server at capacity: stream not opened');
+    let session: SignStreamSession;
+    try {
+      session = await o.open(meta);
+    } finally {
+      admission?.leave();
+    }
     if (o.gone.aborted) onGone();
     else o.gone.addEventListener('abort', onGone, { once: true });
     if (o.draining.aborted) stop();
