@@ -161,7 +161,9 @@ export class SignService {
       await this.o.store.commit([...auth.nonceChanges, ...reads.caller(auth), denialAudit(entry, code)], { signal: auth.signal });
     };
     try {
-      for (const item of items) prepared.push(await this.prepare(item, readings));
+      // Every well-formed key id of the batch has its reading; an ill-formed one fails in prepare.
+      const records = await recordsOf(readings);
+      for (const item of items) prepared.push(this.prepare(item, records));
       check = await approval();
       policies = await policiesOf(prepared, readings);
     } catch (e) {
@@ -216,15 +218,15 @@ export class SignService {
     return prepared.map((p) => this.signPrepared(p));
   }
 
-  /** Checks and hashes one item. The key may be missing: policy denies that like a foreign key. */
-  private async prepare(item: SignItem, readings: Map<string, KeyReading>): Promise<Prepared> {
+  /**
+   * Checks and hashes one item, given the records of the request's keys (read before, once per
+   * key, not once per item). The key may be missing: policy denies that like a foreign key.
+   */
+  private prepare(item: SignItem, records: ReadonlyMap<string, KeyRecord | undefined>): Prepared {
     const keyId = checkKeyId(item.keyId);
     const payload = item.payload;
     if (payload === undefined) throw new OpenKeyError('MISSING_FIELD', 'payload');
-    let reading = readings.get(keyId);
-    if (reading === undefined) readings.set(keyId, (reading = this.#reads.read(keyId, false)));
-    const record = await reading.record;
-    const base = { record, keyId };
+    const base = { record: records.get(keyId), keyId };
     switch (payload.kind) {
       case 'personalMessage': {
         checkMessage(payload.message, 'personal_message.message');
@@ -280,6 +282,13 @@ function startReadings(reads: DecisionReads, items: readonly SignItem[], fresh: 
     readings.set(item.keyId, reading);
   }
   return readings;
+}
+
+/** The record of each key read (undefined for a key that does not exist). */
+async function recordsOf(readings: ReadonlyMap<string, KeyReading>): Promise<Map<string, KeyRecord | undefined>> {
+  const out = new Map<string, KeyRecord | undefined>();
+  for (const [keyId, reading] of readings) out.set(keyId, await reading.record);
+  return out;
 }
 
 /** Each prepared item's policy (none for a key that does not exist: policy denies that anyway). */
