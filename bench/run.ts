@@ -245,6 +245,7 @@ function specFor(s: Scenario, o: Options, server: ApplianceProcess, p: Provision
     keyId: key.keyId,
     keyPublicKeyHex: key.publicKeyHex,
     concurrency: s.concurrency,
+    minConnections: o.workers,
     ...(s.streams > 0 ? { streams: s.streams } : {}),
     warmupMs,
     durationMs,

@@ -44,7 +44,9 @@ export interface GrpcLoadOutcome {
 
 export async function runGrpcLoad(spec: RunSpec, pool: RequestPool, win: MeasurementWindow): Promise<GrpcLoadOutcome> {
   const ol = spec.openLoop;
-  const connections = Math.max(1, ol === undefined ? Math.ceil(spec.concurrency / STREAMS_PER_CONNECTION) : Math.ceil(ol.maxInFlight / OPEN_LOOP_STREAMS_PER_CONNECTION));
+  const needed = ol === undefined ? Math.ceil(spec.concurrency / STREAMS_PER_CONNECTION) : Math.ceil(ol.maxInFlight / OPEN_LOOP_STREAMS_PER_CONNECTION);
+  const spread = Math.min(spec.minConnections ?? 1, ol === undefined ? spec.concurrency : ol.maxInFlight);
+  const connections = Math.max(1, needed, spread);
   // Request 0, outside the measurement, with its answer checked.
   const checked = await preflight(spec, pool, CALL_TIMEOUT_MS);
   let prepareMs = 0;

@@ -23,6 +23,10 @@ export interface RunSpec {
   /** Closed loop: requests in flight at once (each worker sends its next call when one returns).
    * Open loop: only sizes the connections (see `openLoop`). */
   readonly concurrency: number;
+  /** Unary runs: open at least this many connections (capped at `concurrency`). A multi-process
+   * appliance hands each connection to one worker, so fewer connections than workers would leave
+   * cores idle; the orchestrator passes the appliance's worker count. */
+  readonly minConnections?: number;
   /** SignStream runs: the streams opened (one per connection); the `concurrency` messages in flight
    * are spread evenly over them (a window of concurrency ÷ streams each). */
   readonly streams?: number;
