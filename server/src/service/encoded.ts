@@ -8,6 +8,7 @@
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { createHash } from 'node:crypto';
 import { ReceiptSchema, type Receipt } from '../../../proto/gen/openkey/v1/common_pb.ts';
+import { canonicalBytes } from './canonical.ts';
 import { SignStreamResponseSchema, type SignStreamResponse } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 
 /** Wire bytes of responses encoded while they were receipted. */
@@ -31,12 +32,12 @@ function receiptFieldOf(schema: DescMessage): number | undefined {
  */
 export async function attachReceipt<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, sign: (responseDigest: Uint8Array) => Receipt | Promise<Receipt>): Promise<void> {
   res.receipt = undefined;
-  const body = toBinary(schema, res);
+  const body = canonicalBytes(schema, res);
   const receipt = await sign(new Uint8Array(createHash('sha256').update(body).digest()));
   res.receipt = receipt;
   const field = receiptFieldOf(schema);
   const unknown = (res as { $unknown?: readonly unknown[] }).$unknown;
-  if (field !== undefined && (unknown === undefined || unknown.length === 0)) encodings.set(res, concat(body, lengthDelimited(field, toBinary(ReceiptSchema, receipt))));
+  if (field !== undefined && (unknown === undefined || unknown.length === 0)) encodings.set(res, concat(body, lengthDelimited(field, canonicalBytes(ReceiptSchema, receipt))));
 }
 
 /**
@@ -51,7 +52,7 @@ export function responseBytes(schema: DescMessage, v: MessageShape<DescMessage>)
     const result = answer.outcome.case === 'result' ? encodings.get(answer.outcome.value) : undefined;
     if (result !== undefined) return concat(toBinary(SignStreamResponseSchema, create(SignStreamResponseSchema, { id: answer.id })), lengthDelimited(STREAM_RESULT_FIELD, result));
   }
-  return toBinary(schema, v);
+  return canonicalBytes(schema, v);
 }
 
 const STREAM_RESULT_FIELD = numberOf(SignStreamResponseSchema, 'result');

@@ -3,7 +3,7 @@
 // the call's metadata. Here the request digest is computed for the stamp, wire messages become
 // domain inputs (wire.ts), and each response gets its receipt. No business logic lives here.
 
-import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { createHash } from 'node:crypto';
 import {
   GetImportKeyResponseSchema,
@@ -135,6 +135,7 @@ import type { KeyService } from '../core/keys.ts';
 import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
 import { attachReceipt } from './encoded.ts';
+import { canonicalBytes } from './canonical.ts';
 import type { ServiceSessionsPort } from '../core/service-sessions.ts';
 import type { SignService } from '../core/signing.ts';
 import {
@@ -222,7 +223,7 @@ export const METHODS = {
 
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
 export function messageDigest<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(toBinary(schema, message)).digest());
+  return new Uint8Array(createHash('sha256').update(canonicalBytes(schema, message)).digest());
 }
 
 /** SHA-256 of the empty string: the body digest a SignStream's opening session header covers. */
