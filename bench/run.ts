@@ -78,6 +78,11 @@ interface Options {
   generator: GrpcGenerator;
 }
 
+/** `--only`: scenario ids containing the text; a trailing `$` asks for the id to end there. */
+function selects(only: string, id: string): boolean {
+  return only.endsWith('$') ? id.endsWith(only.slice(0, -1)) && id.includes(only.slice(0, -1)) : id.includes(only);
+}
+
 function parseOptions(argv: readonly string[]): Options {
   const o: Options = {
     reps: 3,
@@ -164,7 +169,7 @@ function parseOptions(argv: readonly string[]): Options {
         break;
       default:
         throw new Error(
-          `unknown option ${arg} (known: --quick --reps=N --duration=S --warmup=S --no-extras --no-phases --overload-duration=S --overload-bound=N --overload-factor=F --max-rate=R --only=SUBSTRING --profile[=DIR] --data-root=DIR --wait-quiet=S --generator=${GRPC_GENERATORS.join('|')})`,
+          `unknown option ${arg} (known: --quick --reps=N --duration=S --warmup=S --no-extras --no-phases --overload-duration=S --overload-bound=N --overload-factor=F --max-rate=R --only=SUBSTRING[$] --profile[=DIR] --data-root=DIR --wait-quiet=S --generator=${GRPC_GENERATORS.join('|')})`,
         );
     }
   }
@@ -345,7 +350,7 @@ async function main(): Promise<void> {
   if (pinned) pinProcess(process.pid, LOADGEN_CPU); // this process only waits from here on
 
   // (2) Load, round-robin over the scenarios, a fresh appliance per round.
-  const scenarios = SCENARIOS.filter((s) => (o.extras || s.primary) && (o.only === undefined || s.id.includes(o.only)));
+  const scenarios = SCENARIOS.filter((s) => (o.extras || s.primary) && (o.only === undefined || selects(o.only, s.id)));
   const runs = new Map<string, RunResult[]>(scenarios.map((s) => [s.id, []]));
   const expected = new Map<string, number>(scenarios.map((s) => [s.id, s.guessRps]));
   const peaks: number[] = [];

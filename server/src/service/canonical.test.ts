@@ -12,13 +12,14 @@ import {
   SignBatchResponseSchema,
   SignPayloadSchema,
   SignRequestSchema,
-  TypedDataSchema,
   SignResponseSchema,
+  SignStreamRequestSchema,
+  TypedDataSchema,
   type SignPayload,
   type SignRequest,
   type SignResponse,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
-import { canonicalBytes, encodeReceipt, encodeSignBatchRequest, encodeSignBatchResponse, encodeSignRequest, encodeSignResponse } from './canonical.ts';
+import { canonicalBytes, decodeCanonical, decodeRequest, encodeReceipt, encodeSignBatchRequest, encodeSignBatchResponse, encodeSignRequest, encodeSignResponse } from './canonical.ts';
 
 /** A small deterministic generator (mulberry32), so a failure names a reproducible case. */
 function rng(seed: number): () => number {
@@ -167,5 +168,113 @@ describe('direct canonical encoders', () => {
       expect(direct(m as never)).toBeUndefined();
       expect(Buffer.from(canonicalBytes(schema, m)).equals(Buffer.from(toBinary(schema, m)))).toBe(true);
     }
+  });
+});
+
+/** What fromBinary makes of `bytes`, or the error it throws. */
+function reference<D extends DescMessage>(schema: D, bytes: Uint8Array): { ok: true; m: MessageShape<D> } | { ok: false } {
+  try {
+    return { ok: true, m: fromBinary(schema, bytes) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/** decodeRequest gives what fromBinary gives (or throws where it throws); a direct decode is exact. */
+function decodesLikeFromBinary<D extends DescMessage>(schema: D, bytes: Uint8Array): 'direct' | 'fallback' | 'invalid' {
+  const ref = reference(schema, bytes);
+  const direct = decodeCanonical(schema, bytes);
+  if (!ref.ok) {
+    expect(direct).toBeUndefined();
+    expect(() => decodeRequest(schema, bytes)).toThrow();
+    return 'invalid';
+  }
+  expect(decodeRequest(schema, bytes)).toStrictEqual(ref.m);
+  if (direct === undefined) return 'fallback';
+  expect(direct).toStrictEqual(ref.m);
+  // Only canonical bytes are decoded directly: they are what toBinary writes for the message.
+  expect(Buffer.from(toBinary(schema, direct)).equals(Buffer.from(bytes))).toBe(true);
+  return 'direct';
+}
+
+function streamRequest(r: () => number): MessageShape<typeof SignStreamRequestSchema> {
+  const m = create(SignStreamRequestSchema, { id: pick(r, [0n, 1n, 300n, 2n ** 48n, 2n ** 63n]) });
+  if (r() < 0.9) m.request = signRequest(r, SHORT);
+  return m;
+}
+
+/** One random edit: flip, insert or delete a byte, truncate, or append a field. */
+function mutate(r: () => number, b: Uint8Array): Uint8Array {
+  const out = Array.from(b);
+  const at = Math.floor(r() * (out.length + 1));
+  switch (Math.floor(r() * 6)) {
+    case 0:
+      if (out.length > 0) out[Math.min(at, out.length - 1)] = Math.floor(r() * 256);
+      break;
+    case 1:
+      out.splice(at, 0, Math.floor(r() * 256));
+      break;
+    case 2:
+      out.splice(Math.min(at, out.length - 1), 1);
+      break;
+    case 3:
+      out.length = Math.floor(r() * out.length);
+      break;
+    case 4:
+      out.push(...pick(r, [[0x0a, 0x00], [0x12, 0x00], [0x1a, 0x00], [0x08, 0x01], [0x78, 0x01], [0x00], [0x0a, 0x80, 0x00]]));
+      break;
+    default:
+      out.splice(at, 0, ...pick(r, [[0x0a, 0x00], [0x08, 0x81, 0x00], [0xfa, 0x01, 0x00]]));
+  }
+  return Uint8Array.from(out);
+}
+
+describe('direct decoding of canonical signing requests', () => {
+  it('decodes canonical encodings exactly as fromBinary does, and takes the direct path for ASCII shapes', () => {
+    const r = rng(4);
+    const seen = { direct: 0, fallback: 0, invalid: 0 };
+    for (let i = 0; i < 300; i++) {
+      const req = signRequest(r, SHORT);
+      const path = decodesLikeFromBinary(SignRequestSchema, toBinary(SignRequestSchema, req));
+      seen[path]++;
+      const ascii = /^[\x00-\x7f]*$/.test(req.keyId) && (req.payload?.kind.case !== 'typedData' || /^[\x00-\x7f]*$/.test(req.payload.kind.value.json));
+      expect(path).toBe(ascii ? 'direct' : 'fallback');
+      const batch = create(SignBatchRequestSchema, { items: Array.from({ length: pick(r, [0, 1, 64]) }, () => signRequest(r, SHORT)) });
+      seen[decodesLikeFromBinary(SignBatchRequestSchema, toBinary(SignBatchRequestSchema, batch))]++;
+      seen[decodesLikeFromBinary(SignStreamRequestSchema, toBinary(SignStreamRequestSchema, streamRequest(r)))]++;
+    }
+    expect(seen.invalid).toBe(0);
+    expect(seen.direct).toBeGreaterThan(250);
+  });
+
+  it('leaves valid but non-canonical encodings to fromBinary', () => {
+    const key = Buffer.from('key_a');
+    const cases = [
+      [0x0a, 0x00], // an empty key id written out
+      [0x12, 0x02, 0x1a, 0x00, 0x0a, 0x05, ...key], // fields out of order (payload before key id)
+      [0x0a, 0x05, ...key, 0x0a, 0x05, ...key], // a field twice
+      [0x0a, 0x85, 0x00, ...key], // an overlong length
+      [0x0a, 0x05, ...key, 0x78, 0x01], // an unknown field
+      [0x0a, 0x05, ...key, 0x12, 0x04, 0x1a, 0x00, 0x22, 0x00], // two oneof members (the last wins)
+      [0x12, 0x02, 0x0a, 0x02, 0x0a, 0x00], // an empty personal message written out
+      [0x1a, 0x02, 0x08, 0x01], // an approval
+    ];
+    for (const c of cases) expect(decodesLikeFromBinary(SignRequestSchema, Uint8Array.from(c))).toBe('fallback');
+    expect(decodesLikeFromBinary(SignStreamRequestSchema, Uint8Array.from([0x08, 0x00]))).toBe('fallback'); // id 0 written out
+  });
+
+  it('mutated encodings: whatever fromBinary accepts decodes the same, whatever it refuses is refused', () => {
+    const r = rng(5);
+    const seen = { direct: 0, fallback: 0, invalid: 0 };
+    for (let i = 0; i < 3000; i++) {
+      const which = i % 3;
+      if (which === 0) seen[decodesLikeFromBinary(SignRequestSchema, mutate(r, toBinary(SignRequestSchema, signRequest(r, SHORT))))]++;
+      else if (which === 1) seen[decodesLikeFromBinary(SignBatchRequestSchema, mutate(r, toBinary(SignBatchRequestSchema, create(SignBatchRequestSchema, { items: Array.from({ length: pick(r, [1, 3]) }, () => signRequest(r, SHORT)) }))))]++;
+      else seen[decodesLikeFromBinary(SignStreamRequestSchema, mutate(r, toBinary(SignStreamRequestSchema, streamRequest(r))))]++;
+    }
+    // The edits produce all three outcomes, so each branch above was exercised.
+    expect(seen.direct).toBeGreaterThan(100);
+    expect(seen.fallback).toBeGreaterThan(100);
+    expect(seen.invalid).toBeGreaterThan(100);
   });
 });

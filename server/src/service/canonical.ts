@@ -10,18 +10,23 @@
 // on every shape they handle. What they do not handle (unknown fields, a passkey approval, a value
 // out of the fast range) makes them return undefined, and `canonicalBytes` falls back to `toBinary`.
 
-import { toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
+import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { ReceiptSchema, type Receipt } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import {
+  PersonalMessageSchema,
   SignBatchRequestSchema,
   SignBatchResponseSchema,
+  SignPayloadSchema,
   SignRequestSchema,
   SignResponseSchema,
+  SignStreamRequestSchema,
+  TypedDataSchema,
   type SignBatchRequest,
   type SignBatchResponse,
   type SignPayload,
   type SignRequest,
   type SignResponse,
+  type SignStreamRequest,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 
 const WIRE_VARINT = 0;
@@ -312,5 +317,190 @@ class Writer {
   done(): Uint8Array {
     if (this.at !== this.out.length) throw new Error(`canonical encoding wrote ${this.at} of ${this.out.length} bytes`);
     return this.out;
+  }
+}
+
+// ---- decoding ----------------------------------------------------------------------------------
+//
+// The signing requests are decoded directly when their bytes are exactly the canonical encoding of
+// a shape covered above: every field at most once, in number order, implicit-presence fields only
+// when non-empty, minimal varints, strings in ASCII, no unknown fields and no approval. Anything
+// else (valid or not) is left to protobuf-es `fromBinary`, which decides and reports. The messages
+// built here are what `fromBinary` would build from the same bytes (bytes fields are views of the
+// input, as there); canonical.test.ts compares the two on canonical and mutated inputs.
+
+/** The request decoded directly when its bytes allow (see above), else by `fromBinary` (which may throw). */
+export function decodeRequest<D extends DescMessage>(schema: D, bytes: Uint8Array): MessageShape<D> {
+  return decodeCanonical(schema, bytes) ?? fromBinary(schema, bytes);
+}
+
+/** The message if `bytes` are the canonical encoding of a shape decoded directly, else undefined. */
+export function decodeCanonical<D extends DescMessage>(schema: D, bytes: Uint8Array): MessageShape<D> | undefined {
+  const direct = DECODERS.get(schema.typeName) as ((r: Reader) => MessageShape<D> | undefined) | undefined;
+  if (direct === undefined) return undefined;
+  const r = new Reader(bytes, 0, bytes.length);
+  const m = direct(r);
+  return m !== undefined && r.atEnd() ? m : undefined;
+}
+
+const DECODERS = new Map<string, (r: Reader) => object | undefined>([
+  [SignRequestSchema.typeName, readSignRequest],
+  [SignBatchRequestSchema.typeName, readSignBatchRequest],
+  [SignStreamRequestSchema.typeName, readSignStreamRequest],
+]);
+
+/** What the readers' tag variables hold once the message's bytes are used up. */
+const END = -2;
+
+function readSignBatchRequest(r: Reader): SignBatchRequest | undefined {
+  const items: SignRequest[] = [];
+  while (!r.atEnd()) {
+    if (r.tag() !== ((1 << 3) | WIRE_LEN)) return undefined;
+    const inner = r.sub();
+    const item = inner === undefined ? undefined : readSignRequest(inner);
+    if (item === undefined || !inner?.atEnd()) return undefined;
+    items.push(item);
+  }
+  return { $typeName: SignBatchRequestSchema.typeName, items };
+}
+
+function readSignStreamRequest(r: Reader): SignStreamRequest | undefined {
+  const m: SignStreamRequest = { $typeName: SignStreamRequestSchema.typeName, id: 0n };
+  let tag = r.atEnd() ? END : r.tag();
+  if (tag === ((1 << 3) | WIRE_VARINT)) {
+    const id = r.varint();
+    if (id === undefined || id === 0) return undefined;
+    m.id = BigInt(id);
+    tag = r.atEnd() ? END : r.tag();
+  }
+  if (tag === ((2 << 3) | WIRE_LEN)) {
+    const inner = r.sub();
+    const request = inner === undefined ? undefined : readSignRequest(inner);
+    if (request === undefined || !inner?.atEnd()) return undefined;
+    m.request = request;
+    tag = r.atEnd() ? END : r.tag();
+  }
+  return tag === END ? m : undefined;
+}
+
+function readSignRequest(r: Reader): SignRequest | undefined {
+  const m: SignRequest = { $typeName: SignRequestSchema.typeName, keyId: '' };
+  let tag = r.atEnd() ? END : r.tag();
+  if (tag === ((1 << 3) | WIRE_LEN)) {
+    const keyId = r.ascii();
+    if (keyId === undefined || keyId === '') return undefined;
+    m.keyId = keyId;
+    tag = r.atEnd() ? END : r.tag();
+  }
+  if (tag === ((2 << 3) | WIRE_LEN)) {
+    const inner = r.sub();
+    const payload = inner === undefined ? undefined : readPayload(inner);
+    if (payload === undefined || !inner?.atEnd()) return undefined;
+    m.payload = payload;
+    tag = r.atEnd() ? END : r.tag();
+  }
+  return tag === END ? m : undefined;
+}
+
+function readPayload(r: Reader): SignPayload | undefined {
+  const m: SignPayload = { $typeName: SignPayloadSchema.typeName, kind: { case: undefined } };
+  if (r.atEnd()) return m;
+  const tag = r.tag();
+  switch (tag) {
+    case (1 << 3) | WIRE_LEN: {
+      // PersonalMessage: empty, or its one field holding at least one byte.
+      const inner = r.sub();
+      const message = inner === undefined ? undefined : inner.atEnd() ? new Uint8Array(0) : inner.tag() === ((1 << 3) | WIRE_LEN) ? inner.bytes() : undefined;
+      if (inner === undefined || message === undefined || !inner.atEnd() || (message.length === 0 && inner.end > inner.start)) return undefined;
+      m.kind = { case: 'personalMessage', value: { $typeName: PersonalMessageSchema.typeName, message } };
+      break;
+    }
+    case (2 << 3) | WIRE_LEN: {
+      // TypedData: empty, or its one field holding non-empty ASCII text.
+      const inner = r.sub();
+      const json = inner === undefined ? undefined : inner.atEnd() ? '' : inner.tag() === ((1 << 3) | WIRE_LEN) ? inner.ascii() : undefined;
+      if (inner === undefined || json === undefined || !inner.atEnd() || (json === '' && inner.end > inner.start)) return undefined;
+      m.kind = { case: 'typedData', value: { $typeName: TypedDataSchema.typeName, json } };
+      break;
+    }
+    case (3 << 3) | WIRE_LEN: {
+      const value = r.bytes();
+      if (value === undefined) return undefined;
+      m.kind = { case: 'rawDigest', value };
+      break;
+    }
+    case (4 << 3) | WIRE_LEN: {
+      const value = r.bytes();
+      if (value === undefined) return undefined;
+      m.kind = { case: 'ed25519Message', value };
+      break;
+    }
+    default:
+      return undefined;
+  }
+  return r.atEnd() ? m : undefined;
+}
+
+/** Reads canonical protobuf from `buf[start, end)`; every read returns undefined on anything else. */
+class Reader {
+  constructor(
+    private readonly buf: Uint8Array,
+    readonly start: number,
+    readonly end: number,
+    private at = start,
+  ) {}
+
+  atEnd(): boolean {
+    return this.at >= this.end;
+  }
+
+  /** A field tag of one byte (fields 1–15), or −1 (a longer tag, or field 0, which is invalid). */
+  tag(): number {
+    const t = this.buf[this.at++] as number;
+    return t < 0x80 && t >= 0x08 ? t : -1;
+  }
+
+  /** A minimal varint below 2^49 (7 bytes), or undefined. */
+  varint(): number | undefined {
+    let v = 0;
+    let scale = 1;
+    for (let i = 0; i < 7 && this.at < this.end; i++) {
+      const b = this.buf[this.at++] as number;
+      v += (b & 0x7f) * scale;
+      if (b < 0x80) return i > 0 && b === 0 ? undefined : v;
+      scale *= 128;
+    }
+    return undefined;
+  }
+
+  /** A length-delimited field's contents as a reader of their own, its bytes skipped here. */
+  sub(): Reader | undefined {
+    const n = this.varint();
+    if (n === undefined || n > this.end - this.at) return undefined;
+    const r = new Reader(this.buf, this.at, this.at + n);
+    this.at += n;
+    return r;
+  }
+
+  /** A length-delimited field's contents, a view of the input (as `fromBinary` returns them). */
+  bytes(): Uint8Array | undefined {
+    const n = this.varint();
+    if (n === undefined || n > this.end - this.at) return undefined;
+    const b = this.buf.subarray(this.at, this.at + n);
+    this.at += n;
+    return b;
+  }
+
+  /** A string field's contents if all ASCII, else undefined (other text is left to `fromBinary`). */
+  ascii(): string | undefined {
+    const b = this.bytes();
+    if (b === undefined) return undefined;
+    let s = '';
+    for (let i = 0; i < b.length; i++) {
+      const c = b[i] as number;
+      if (c >= 0x80) return undefined;
+      if (b.length <= 64) s += String.fromCharCode(c);
+    }
+    return b.length <= 64 ? s : Buffer.from(b.buffer, b.byteOffset, b.length).toString('latin1');
   }
 }

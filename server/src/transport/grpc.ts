@@ -20,6 +20,7 @@ import { STAMP_HEADER } from '../../../proto/protocol/stamp.ts';
 import type { Logger } from '../adapters/logger.ts';
 import { OpenKeyError } from '../core/errors.ts';
 import { responseBytes } from '../service/encoded.ts';
+import { decodeRequest } from '../service/canonical.ts';
 import type { ApplianceRpc, CallMeta } from '../service/rpc.ts';
 import type { RunningServer } from './connect.ts';
 import { ERROR_CODE_HEADER, RETRY_AFTER_HEADER, toWireError, type WireError } from './error-map.ts';
@@ -57,7 +58,7 @@ function definitionFor(service: DescService): grpc.ServiceDefinition {
       requestSerialize: (v: MessageShape<DescMessage> | typeof MALFORMED) => Buffer.from(v === MALFORMED ? new Uint8Array(0) : toBinary(input, v)),
       requestDeserialize: (b: Buffer): MessageShape<DescMessage> | typeof MALFORMED => {
         try {
-          return fromBinary(input, b);
+          return decodeRequest(input, b);
         } catch {
           return MALFORMED;
         }
