@@ -17,17 +17,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoverMessageAddress, type Hex } from 'viem';
 import { KeyAlgorithm } from '../proto/gen/openkey/v1/common_pb.ts';
 import { PrincipalKind, SignOperation } from '../proto/gen/openkey/v1/policy_pb.ts';
-import { PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts';
+import { CloseSessionRequestSchema, PrincipalKeyAlgorithm } from '../proto/gen/openkey/v1/principals_pb.ts';
 import { SignRequestSchema, type SignResponse } from '../proto/gen/openkey/v1/signing_pb.ts';
 import { AttestService } from '../proto/gen/openkey/v1/attest_pb.ts';
 import { exportAuditLog } from '../clients/src/cli/audit.ts';
-import { createOpenKeyClient, generateCredentials, openServiceSession, openSignStream, receiptInterceptor, requestDigest, SESSION_HEADER, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
+import { createOpenKeyClient, generateCredentials, openServiceSession, openSignStream, receiptInterceptor, requestDigest, SESSION_HEADER, SignStreamError, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
 import { NODE_FLAGS } from '../server/src/config.ts';
 import { verifyAuditExport } from '../server/src/core/audit.ts';
 import { startClusterAppliance, type ClusterAppliance } from './support/cluster.ts';
 import { codeOf } from './support/codes.ts';
 
 const SIGN = '/openkey.v1.SignService/Sign';
+const CLOSE_SESSION = '/openkey.v1.PrincipalService/CloseSession';
 const text = new TextEncoder();
 const hex = (b: Uint8Array): Hex => `0x${Buffer.from(b).toString('hex')}`;
 const signRequest = (keyId: string, message: string) => create(SignRequestSchema, { keyId, payload: { kind: { case: 'personalMessage', value: { message: text.encode(message) } } } });
@@ -220,6 +221,30 @@ describe('cluster: two workers and a store owner', () => {
       const records = exp.records.filter((r) => Buffer.from(r.requestDigest).toString('hex') === d);
       expect(records.map((r) => r.decision)).toEqual([i < 8 ? 'allow' : 'deny']);
     }
+  });
+
+  it('a session closed through one worker is refused at once on both, and its stream on the other ends', async () => {
+    const session = await openServiceSession(svc.client.principals);
+    const byWorker = await onEachWorker(app, () => createOpenKeyClient({ baseUrl: app.grpcUrl, protocol: 'grpc' }));
+    const [a, b] = [...byWorker.values()] as [OpenKeyClient, OpenKeyClient];
+    const header = (req: ReturnType<typeof signRequest>) => session.stampDigest(SIGN, requestDigest(SignRequestSchema, req));
+    // Twice on each worker: from the second call on, each checks the session's MACs itself.
+    for (const c of [a, b]) for (let i = 0; i < 2; i++) {
+      const req = signRequest(svc.keyId, `before the close ${i}`);
+      expect(await codeOf(c.signing.sign(req, { headers: { [SESSION_HEADER]: header(req) } }))).toBe('no-error');
+    }
+    const stream = openSignStream(b.transport, session, { identityPublicKey: identity });
+    await stream.sign(signRequest(svc.keyId, 'streamed before the close'));
+    const later = [a, b].map((c, i) => ({ c, req: signRequest(svc.keyId, `after the close ${i}`) })).map((x) => ({ ...x, header: header(x.req) }));
+    const close = create(CloseSessionRequestSchema, { sessionId: session.sessionId });
+    const closed = await a.principals.closeSession(close, { headers: { [SESSION_HEADER]: session.stamp(CLOSE_SESSION, CloseSessionRequestSchema, close) } });
+    expect(closed.wasLive).toBe(true);
+    for (const { c, req, header: h } of later) expect(await codeOf(c.signing.sign(req, { headers: { [SESSION_HEADER]: h } }))).toBe('SESSION_EXPIRED');
+    const refused = await stream.sign(signRequest(svc.keyId, 'streamed after the close')).then(
+      () => 'signed',
+      (e: unknown) => (e instanceof SignStreamError ? e.code : String(e)),
+    );
+    expect(refused).toBe('SESSION_EXPIRED');
   });
 
   it('a killed worker is replaced; the other keeps serving meanwhile', async () => {

@@ -15,6 +15,7 @@ import { PrincipalKeyAlgorithm, PrincipalService } from '../proto/gen/openkey/v1
 import { SignRequestSchema, SignService } from '../proto/gen/openkey/v1/signing_pb.ts';
 import { SESSION_SEQ_WINDOW } from '../proto/protocol/session-stamp.ts';
 import {
+  closeServiceSession,
   createOpenKeyClient,
   generateCredentials,
   openServiceSession,
@@ -56,6 +57,21 @@ function sessionClient(app: TestAppliance, session: ServiceSession): OpenKeyClie
 async function signWithHeader(app: TestAppliance, keyId: string, message: Uint8Array, header: string) {
   const raw = createOpenKeyClient({ baseUrl: app.connectUrl });
   return raw.signing.sign({ keyId, payload: { kind: { case: 'personalMessage', value: { message } } } }, { headers: { [SESSION_HEADER]: header } });
+}
+
+/** A client stamped with `creds` that remembers the last stamp it sent (to replay it). */
+function stampCapture(app: TestAppliance, creds: Credentials): { client: OpenKeyClient; last: () => string } {
+  let header = '';
+  const client = createOpenKeyClient({
+    baseUrl: app.connectUrl,
+    credentials: creds,
+    interceptors: [(next) => async (req) => {
+      const res = await next(req);
+      header = req.header.get('openkey-stamp') ?? '';
+      return res;
+    }],
+  });
+  return { client, last: () => header };
 }
 
 function headerFor(session: ServiceSession, keyId: string, message: Uint8Array, seq?: number): string {
@@ -177,20 +193,57 @@ describe('service sessions', () => {
 
   it('refuses a replayed OpenSession stamp', async () => {
     const recipientPublicKey = new Uint8Array(32).fill(9);
-    let header = '';
-    const capture = createOpenKeyClient({
-      baseUrl: app.connectUrl,
-      credentials: svc.creds,
-      interceptors: [(next) => async (req) => {
-        const res = await next(req);
-        header = req.header.get('openkey-stamp') ?? '';
-        return res;
-      }],
-    });
-    await capture.principals.openSession({ recipientPublicKey });
+    const capture = stampCapture(app, svc.creds);
+    await capture.client.principals.openSession({ recipientPublicKey });
+    const header = capture.last();
     expect(header).not.toBe('');
     const raw = createOpenKeyClient({ baseUrl: app.connectUrl });
     expect(await codeOf(raw.principals.openSession({ recipientPublicKey }, { headers: { 'openkey-stamp': header } }))).toBe('STAMP_REPLAYED');
+  });
+
+  it('CloseSession ends a session at once: the session itself or a stamp may close it, over Connect and gRPC', async () => {
+    const m = new TextEncoder().encode('before the close');
+    const svc = await registerService(app, 'closing');
+    const s1 = await openServiceSession(svc.client.principals);
+    const s1Client = sessionClient(app, s1);
+    expect(await codeOf(s1Client.signing.sign({ keyId: svc.keyId, payload: { kind: { case: 'personalMessage', value: { message: m } } } }))).toBe('no-error');
+    const pending = headerFor(s1, svc.keyId, m); // made while the secret is still held here
+    // Closed by itself (its own session header), the answer's receipt checked.
+    expect(await closeServiceSession(s1Client.principals, s1)).toBe(true);
+    expect(await codeOf(signWithHeader(app, svc.keyId, m, pending))).toBe('SESSION_EXPIRED');
+    // Closing it again is not an error, and says it was no longer live.
+    expect((await svc.client.principals.closeSession({ sessionId: s1.sessionId })).wasLive).toBe(false);
+    // Closed by a stamp of its service, over gRPC.
+    const s2 = await openServiceSession(svc.client.principals);
+    const s2Header = headerFor(s2, svc.keyId, m);
+    const grpcStamped = createOpenKeyClient({ baseUrl: `http://${app.grpcTarget}`, protocol: 'grpc', credentials: svc.creds, interceptors: [receiptInterceptor(app.identityPublicKey)] });
+    expect((await grpcStamped.principals.closeSession({ sessionId: s2.sessionId })).wasLive).toBe(true);
+    expect(await codeOf(signWithHeader(app, svc.keyId, m, s2Header))).toBe('SESSION_EXPIRED');
+    // A session id that never existed.
+    expect((await svc.client.principals.closeSession({ sessionId: `ses_${'0'.repeat(32)}` })).wasLive).toBe(false);
+    // A closed session no longer counts against the service's bound (4 here).
+    const open = [];
+    for (let i = 0; i < 4; i++) open.push(await openServiceSession(svc.client.principals));
+    expect(await codeOf(openServiceSession(svc.client.principals))).toBe('RESOURCE_EXHAUSTED');
+    expect(await closeServiceSession(svc.client.principals, open[0] as ServiceSession)).toBe(true);
+    expect(await codeOf(openServiceSession(svc.client.principals))).toBe('no-error');
+  });
+
+  it("refuses to close another service's session (which keeps working), a malformed id and a replayed stamp", async () => {
+    const m = new TextEncoder().encode('still open');
+    const svc = await registerService(app, 'closing-refusals');
+    const mine = await openServiceSession(svc.client.principals);
+    const other = await registerService(app, 'not-the-owner');
+    expect(await codeOf(other.client.principals.closeSession({ sessionId: mine.sessionId }))).toBe('PERMISSION_DENIED');
+    expect(await codeOf(signWithHeader(app, svc.keyId, m, headerFor(mine, svc.keyId, m)))).toBe('no-error');
+    expect(await codeOf(svc.client.principals.closeSession({ sessionId: '' }))).toBe('MISSING_FIELD');
+    expect(await codeOf(svc.client.principals.closeSession({ sessionId: 'ses_not-hex' }))).toBe('MALFORMED_REQUEST');
+    // A recorded CloseSession cannot be replayed.
+    const capture = stampCapture(app, svc.creds);
+    expect((await capture.client.principals.closeSession({ sessionId: mine.sessionId })).wasLive).toBe(true);
+    const header = capture.last();
+    const raw = createOpenKeyClient({ baseUrl: app.connectUrl });
+    expect(await codeOf(raw.principals.closeSession({ sessionId: mine.sessionId }, { headers: { 'openkey-stamp': header } }))).toBe('STAMP_REPLAYED');
   });
 
   it('ends a session at its expiry', async () => {
@@ -213,7 +266,7 @@ describe('service sessions', () => {
 });
 
 describe('service sessions are not for people', () => {
-  it("refuses OpenSession from a person's passkey session", async () => {
+  it("refuses OpenSession and CloseSession from a person's passkey session", async () => {
     const app = await startTestAppliance({ env: PASSKEY_ENV });
     try {
       const authn = new SoftAuthenticator({ origin: ORIGIN });
@@ -221,6 +274,7 @@ describe('service sessions are not for people', () => {
       const person = await signIn(app, authn);
       expect((await person.client.principals.whoAmI({})).principal?.id).not.toBe('');
       expect(await codeOf(openServiceSession(person.client.principals))).toBe('PERMISSION_DENIED');
+      expect(await codeOf(person.client.principals.closeSession({ sessionId: `ses_${'0'.repeat(32)}` }))).toBe('PERMISSION_DENIED');
     } finally {
       await app.dispose();
     }

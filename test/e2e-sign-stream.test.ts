@@ -268,6 +268,16 @@ describe('SignStream', () => {
       clock.advance(-5_000);
     }
   });
+
+  it('ends the stream with SESSION_EXPIRED once its session is closed, and signs nothing after', async () => {
+    const closing = await openServiceSession(svc.client.principals);
+    const stream = openSignStream(viaGrpcListener(app), closing, { identityPublicKey: app.identityPublicKey });
+    expect(await streamCode(stream.sign(personal(svc.keyId, te.encode('before the close'))))).toBe('no-error');
+    const mark = await auditMark(app, svc.client);
+    expect((await svc.client.principals.closeSession({ sessionId: closing.sessionId })).wasLive).toBe(true);
+    expect(await streamCode(stream.sign(personal(svc.keyId, te.encode('after the close'))))).toBe('SESSION_EXPIRED');
+    expect((await auditSince(app, svc.client, svc.id, mark)).filter((r) => r.operation === 'personal_sign')).toEqual([]);
+  });
 });
 
 describe('SignStream is not for people', () => {

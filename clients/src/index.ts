@@ -2,7 +2,7 @@
 export { createOpenKeyClient, createTransport, openKeyErrorCode, type OpenKeyClient, type OpenKeyClientOptions, type WireProtocol } from './client.ts';
 export { credentialsFromPrivateKey, generateCredentials, loadCredentials, saveCredentials, type Credentials } from './credentials.ts';
 export { requestDigest, stampFor, stampingInterceptor, STAMP_HEADER } from './stamper.ts';
-export { openServiceSession, ServiceSession, sessionInterceptor, SESSION_HEADER } from './service-session.ts';
+export { closeServiceSession, openServiceSession, ServiceSession, sessionInterceptor, SESSION_HEADER } from './service-session.ts';
 export { openSignStream, SIGN_STREAM_PATH, SignStreamError, type SignStream, type SignStreamOptions } from './sign-stream.ts';
 export { encryptKeyForImport, type EncryptedImport } from './key-import.ts';
 export {

@@ -83,6 +83,20 @@ export async function openServiceSession(principals: Client<typeof PrincipalServ
   }
 }
 
+/**
+ * Ends `session` at the appliance (PrincipalService.CloseSession) and then forgets its secret here,
+ * whatever the answer. `principals` is a client stamped with the service's own key, or one
+ * authenticated by a session of the same service (this one included). Resolves with whether the
+ * session was still live; a session that had already ended is not an error.
+ */
+export async function closeServiceSession(principals: Client<typeof PrincipalService>, session: ServiceSession): Promise<boolean> {
+  try {
+    return (await principals.closeSession({ sessionId: session.sessionId })).wasLive;
+  } finally {
+    session.close();
+  }
+}
+
 /** Authenticates every unary call through a Connect transport with `session`. */
 export function sessionInterceptor(session: ServiceSession): Interceptor {
   return (next) => async (req) => {

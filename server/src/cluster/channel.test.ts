@@ -24,6 +24,7 @@ const noSessions: SharedServiceSessions = {
   share: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
   hold: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
   remainingMs: () => 0,
+  close: () => Promise.reject(new OpenKeyError('INTERNAL', 'no sessions here')),
 };
 
 /** A RemoteStore reaching `inner` over a fresh port pair; closing it closes `inner` too. */

@@ -19,7 +19,7 @@ import { startAppliance, type RunningAppliance } from '../app.ts';
 import { createLogger, type Logger } from '../adapters/logger.ts';
 import { withNodeFlags, type Config } from '../config.ts';
 import { ChannelClient, serveChannel, type IpcPort } from './channel.ts';
-import { RemoteServiceSessions, RemoteStore, ownerHandlers, remoteCollateral } from './remote.ts';
+import { RemoteServiceSessions, RemoteStore, isSessionClosedMessage, ownerHandlers, remoteCollateral, sessionClosedMessage } from './remote.ts';
 import { WorkerReads, isStaleKeysMessage, staleKeysOf } from './worker-reads.ts';
 import { METHODS } from '../service/rpc.ts';
 
@@ -51,6 +51,15 @@ export async function startCluster(config: Config, logger: Logger = createLogger
   const owned = owner.owned;
   if (owned === undefined) throw new Error('owner role returned no state');
   const live = new Set<Worker>();
+  const tellWorkers = (message: object): void => {
+    for (const w of live) {
+      try {
+        w.send(message);
+      } catch {
+        // A worker that is going away has nothing left to keep fresh.
+      }
+    }
+  };
   const handlers = ownerHandlers({
     store: owned.store,
     sessions: owned.serviceSessions,
@@ -59,15 +68,11 @@ export async function startCluster(config: Config, logger: Logger = createLogger
     // decision on a stale entry is refused at commit whether or not this arrives first.
     written: (changes) => {
       const stale = staleKeysOf(changes);
-      if (stale === undefined) return;
-      for (const w of live) {
-        try {
-          w.send(stale);
-        } catch {
-          // A worker that is going away has nothing left to keep fresh.
-        }
-      }
+      if (stale !== undefined) tellWorkers(stale);
     },
+    // Workers zeroize their copies of a closed session's secret and end its streams. Calls that
+    // race this message are refused anyway: their commits find the session ended at the owner.
+    sessionClosed: (sessionId) => tellWorkers(sessionClosedMessage(sessionId)),
   });
 
   // Records travel with their Uint8Arrays: structured clone, not JSON. Workers serve the calls:
@@ -165,6 +170,7 @@ export async function runWorker(config: Config): Promise<void> {
   const reads = new WorkerReads(store);
   process.on('message', (m: unknown) => {
     if (isStaleKeysMessage(m)) reads.forget(m.keyIds);
+    else if (isSessionClosedMessage(m)) sessions.forget(m.sessionId);
   });
   let app: RunningAppliance;
   try {

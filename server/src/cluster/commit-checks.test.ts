@@ -75,6 +75,8 @@ class Owner {
   /** Policy changes made elsewhere (as another worker would, but without telling this test's workers). */
   readonly policies: KeyPolicies;
   readonly unexpected: unknown[] = [];
+  /** The workers' ends of the owner's "session closed" notice (cluster.ts sends it over IPC). */
+  readonly closedListeners: ((sessionId: string) => void)[] = [];
 
   private constructor(readonly store: Store) {
     this.sessions = new ServiceSessions({
@@ -174,10 +176,14 @@ const personal = (keyId: string, message: string): SignItem => ({ keyId, payload
 /** A worker process: the domain over RemoteStore, RemoteServiceSessions and WorkerReads. */
 function worker(owner: Owner, now: () => number = owner.clock.now) {
   const [port, ownerPort] = portPair();
-  serveChannel(ownerPort, ownerHandlers({ store: owner.served(), sessions: owner.sessions, collateral: undefined }), (_op, e) => owner.unexpected.push(e));
+  const sessionClosed = (id: string) => {
+    for (const tell of owner.closedListeners) tell(id);
+  };
+  serveChannel(ownerPort, ownerHandlers({ store: owner.served(), sessions: owner.sessions, collateral: undefined, sessionClosed }), (_op, e) => owner.unexpected.push(e));
   const channel = new ChannelClient(port);
   const clock = { now };
   const sessions = new RemoteServiceSessions(channel, { now, localMethods: new Set([SIGN, SIGN_BATCH]) });
+  owner.closedListeners.push((id) => sessions.forget(id));
   const store = new RemoteStore(channel, { sessionEnded: (id) => sessions.forget(id) });
   const reads = new WorkerReads(store);
   const policies = new KeyPolicies({ store, clock });
@@ -394,6 +400,28 @@ describe('sequence numbers are spent by the owner at commit', () => {
       expect((await owner.store.getAuditHead()).seq).toBe(head.seq);
       expect(w.sessions.remainingMs(bobSession.sessionId)).toBe(0);
     }
+  });
+
+  it('CloseSession through one worker: every worker forgets the session, and the next call on any is refused with nothing written', async () => {
+    const { owner, alice, bob, w1, key, bobSession } = await setup();
+    const w2 = worker(owner);
+    await owner.grant(alice, key.keyId, grantTo(bob));
+    // Both workers hold the secret after a call each.
+    for (const w of [w1, w2]) await w.sign(bobSession.header('warm-up'), key.keyId, 'warm-up');
+    expect(w2.sessions.remainingMs(bobSession.sessionId)).toBeGreaterThan(0);
+    // Alice may not close Bob's session; Bob may.
+    expect(await codeOf(w1.sessions.close(authOf(alice.record), bobSession.sessionId))).toBe('PERMISSION_DENIED');
+    expect(w2.sessions.remainingMs(bobSession.sessionId)).toBeGreaterThan(0);
+    expect(await w1.sessions.close(authOf(bob.record), bobSession.sessionId)).toBe(true);
+    for (const w of [w1, w2]) expect(w.sessions.remainingMs(bobSession.sessionId)).toBe(0);
+    const head = await owner.store.getAuditHead();
+    const commits = owner.commits.length;
+    for (const w of [w1, w2]) expect(await codeOf(w.sign(bobSession.header('after'), key.keyId, 'after'))).toBe('SESSION_EXPIRED');
+    // Refused when the owner authenticated them (the workers no longer hold the secret): no commit.
+    expect(owner.commits.length).toBe(commits);
+    expect((await owner.store.getAuditHead()).seq).toBe(head.seq);
+    // Closing it again says it was no longer live, and tells nobody.
+    expect(await w2.sessions.close(authOf(bob.record), bobSession.sessionId)).toBe(false);
   });
 
   it('a call that spent no number in its commit (a SignStream message) is still refused once its session has ended', async () => {

@@ -44,6 +44,7 @@ const OPS = {
   readAudit: 'store.readAudit',
   openSession: 'sessions.open',
   shareSession: 'sessions.share',
+  closeSession: 'sessions.close',
   collateral: 'tee.collateral',
 } as const;
 
@@ -224,6 +225,13 @@ export class RemoteServiceSessions implements ServiceSessionsPort {
     return auth;
   }
 
+  /** Closed at the owner, which then tells every worker to forget it (this one too, at once here). */
+  async close(auth: Authenticated, sessionId: string): Promise<boolean> {
+    const wasLive = await this.channel.call<boolean>(OPS.closeSession, [withoutSignal(auth), sessionId]);
+    this.forget(sessionId);
+    return wasLive;
+  }
+
   remainingMs(id: string): number {
     const known = this.#known.get(id);
     if (known === undefined) return 0;
@@ -274,6 +282,24 @@ export interface OwnerState {
   readonly collateral: CollateralProvider | undefined;
   /** Hears every worker commit that was written (e.g. to tell workers which cached reads changed). */
   readonly written?: (changes: readonly Change[]) => void;
+  /** Hears every session CloseSession ended (to tell workers to forget their copies of its secret). */
+  readonly sessionClosed?: (sessionId: string) => void;
+}
+
+const SESSION_CLOSED_TAG = 'openkey.session-closed';
+
+/** The owner's word to every worker that a session was closed: forget it and zeroize its secret. */
+export interface SessionClosedMessage {
+  readonly tag: typeof SESSION_CLOSED_TAG;
+  readonly sessionId: string;
+}
+
+export function sessionClosedMessage(sessionId: string): SessionClosedMessage {
+  return { tag: SESSION_CLOSED_TAG, sessionId };
+}
+
+export function isSessionClosedMessage(m: unknown): m is SessionClosedMessage {
+  return typeof m === 'object' && m !== null && (m as { tag?: unknown }).tag === SESSION_CLOSED_TAG && typeof (m as { sessionId?: unknown }).sessionId === 'string';
 }
 
 /**
@@ -334,6 +360,12 @@ export function ownerHandlers(o: OwnerState): Record<string, Handler> {
       const [req, withSecret] = a(args) as [AuthRequest & { readonly sessionStamp: string }, boolean];
       // The signal is the worker's: strip the owner's before the Authenticated goes back.
       return o.sessions.share({ ...req, signal }, withSecret === true).then(({ auth, secret }) => ({ auth: withoutSignal(auth), secret }));
+    },
+    [OPS.closeSession]: async (args, signal) => {
+      const [auth, sessionId] = a(args) as [Authenticated, string];
+      const wasLive = await o.sessions.close({ ...auth, signal }, sessionId);
+      if (wasLive) o.sessionClosed?.(sessionId);
+      return wasLive;
     },
     [OPS.collateral]: (args) => {
       const [quote] = a(args) as [Uint8Array];

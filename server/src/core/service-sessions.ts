@@ -62,6 +62,11 @@ export interface ServiceSessionsPort {
   authenticate(req: AuthRequest & { readonly sessionStamp: string }): Promise<Authenticated>;
   /** Milliseconds session `id` still lives; 0 once it has ended. Synchronous: asked per stream message. */
   remainingMs(id: string): number;
+  /**
+   * Ends session `sessionId` of the caller's own principal; true if it was live. PERMISSION_DENIED
+   * for another principal's session or a person's call.
+   */
+  close(auth: Authenticated, sessionId: string): Promise<boolean>;
 }
 
 /**
@@ -176,6 +181,20 @@ export class ServiceSessions implements SharedServiceSessions {
     this.#live.set(sessionId, { principalId, secret, expiresAt, window: new SeqWindow() });
     this.#perPrincipal.set(principalId, (this.#perPrincipal.get(principalId) ?? 0) + 1);
     return { sessionId, enc: sealed.enc, sealedSecret: sealed.ciphertext, expiresAt };
+  }
+
+  async close(auth: Authenticated, sessionId: string): Promise<boolean> {
+    if (auth.session !== undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'service sessions are for services and administrators');
+    // The stamp's nonce is spent first, so a replayed CloseSession is STAMP_REPLAYED and does nothing.
+    await this.o.store.commit(auth.nonceChanges);
+    if (sessionId === '') throw new OpenKeyError('MISSING_FIELD', 'session_id');
+    if (!isSessionId(sessionId)) throw new OpenKeyError('MALFORMED_REQUEST', 'session_id: expected ses_ and 32 hex digits');
+    const live = this.#live.get(sessionId);
+    if (live === undefined) return false;
+    if (live.principalId !== auth.principal.id) throw new OpenKeyError('PERMISSION_DENIED', 'not a session of the caller');
+    const wasLive = live.expiresAt > this.o.clock.now();
+    this.#end(sessionId, live);
+    return wasLive;
   }
 
   /**

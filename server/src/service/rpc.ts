@@ -29,6 +29,10 @@ import {
   WhoAmIResponseSchema,
   OpenSessionRequestSchema,
   OpenSessionResponseSchema,
+  CloseSessionRequestSchema,
+  CloseSessionResponseSchema,
+  type CloseSessionRequest,
+  type CloseSessionResponse,
   type OpenSessionRequest,
   type OpenSessionResponse,
   type CreatePrincipalRequest,
@@ -200,6 +204,7 @@ export const METHODS = {
   createPrincipal: '/openkey.v1.PrincipalService/CreatePrincipal',
   whoAmI: '/openkey.v1.PrincipalService/WhoAmI',
   openSession: '/openkey.v1.PrincipalService/OpenSession',
+  closeSession: '/openkey.v1.PrincipalService/CloseSession',
   attest: '/openkey.v1.AttestService/Attest',
   beginRegistration: '/openkey.v1.PasskeyService/BeginRegistration',
   finishRegistration: '/openkey.v1.PasskeyService/FinishRegistration',
@@ -366,6 +371,15 @@ export class ApplianceRpc {
       expiresAtMs: BigInt(opened.expiresAt),
     });
     await this.attachReceipt(ar, OpenSessionResponseSchema, res, '');
+    return res;
+  }
+
+  /** Stamped, or with a session of the same service; the receipt binds the answer to the request. */
+  async closeSession(req: CloseSessionRequest, meta: CallMeta): Promise<CloseSessionResponse> {
+    const ar = authRequest(METHODS.closeSession, messageDigest(CloseSessionRequestSchema, req), meta);
+    const wasLive = await this.core.serviceSessions.close(await this.core.auth.authenticate(ar), req.sessionId);
+    const res = create(CloseSessionResponseSchema, { wasLive });
+    await this.attachReceipt(ar, CloseSessionResponseSchema, res, '');
     return res;
   }
 

@@ -106,6 +106,7 @@ export function connectRoutes(o: ConnectServerOptions, inFlight?: InFlight, drai
       createPrincipal: (req, ctx) => call(METHODS.createPrincipal, ctx, (m) => rpc.createPrincipal(req, m)),
       whoAmI: (req, ctx) => call(METHODS.whoAmI, ctx, (m) => rpc.whoAmI(req, m)),
       openSession: (req, ctx) => call(METHODS.openSession, ctx, (m) => rpc.openSession(req, m)),
+      closeSession: (req, ctx) => call(METHODS.closeSession, ctx, (m) => rpc.closeSession(req, m)),
     });
     router.service(AttestService, {
       attest: (req, ctx) => call(METHODS.attest, ctx, (m) => rpc.attest(req, m)),

@@ -191,6 +191,7 @@ export async function startGrpcServer(o: GrpcServerOptions, host: string, port: 
       createPrincipal: (r, m) => rpc.createPrincipal(r, m),
       whoAmI: (r, m) => rpc.whoAmI(r, m),
       openSession: (r, m) => rpc.openSession(r, m),
+      closeSession: (r, m) => rpc.closeSession(r, m),
     }, o),
   );
   server.addService(definitionFor(AttestService), grpcImplementation(AttestService, { attest: (r, m) => rpc.attest(r, m) }, o));

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file openkey/v1/principals.proto.
  */
 export const file_openkey_v1_principals: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcGVua2V5L3YxL3ByaW5jaXBhbHMucHJvdG8SCm9wZW5rZXkudjEirwEKCVByaW5jaXBhbBIKCgJpZBgBIAEoCRInCgRyb2xlGAIgASgOMhkub3BlbmtleS52MS5QcmluY2lwYWxSb2xlEjQKCWFsZ29yaXRobRgDIAEoDjIhLm9wZW5rZXkudjEuUHJpbmNpcGFsS2V5QWxnb3JpdGhtEhIKCnB1YmxpY19rZXkYBCABKAwSDAoEbmFtZRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgDInAKFkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QSNAoJYWxnb3JpdGhtGAEgASgOMiEub3BlbmtleS52MS5QcmluY2lwYWxLZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgCIAEoDBIMCgRuYW1lGAMgASgJIkMKF0NyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEigKCXByaW5jaXBhbBgBIAEoCzIVLm9wZW5rZXkudjEuUHJpbmNpcGFsIg8KDVdob0FtSVJlcXVlc3QiOgoOV2hvQW1JUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUub3BlbmtleS52MS5QcmluY2lwYWwiRwoST3BlblNlc3Npb25SZXF1ZXN0EhwKFHJlY2lwaWVudF9wdWJsaWNfa2V5GAEgASgMEhMKC3R0bF9zZWNvbmRzGAIgASgNIooBChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSCwoDZW5jGAIgASgMEhUKDXNlYWxlZF9zZWNyZXQYAyABKAwSFQoNZXhwaXJlc19hdF9tcxgEIAEoAxIkCgdyZWNlaXB0GAUgASgLMhMub3BlbmtleS52MS5SZWNlaXB0KocBChVQcmluY2lwYWxLZXlBbGdvcml0aG0SJwojUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIjCh9QUklOQ0lQQUxfS0VZX0FMR09SSVRITV9FRDI1NTE5EAESIAocUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fUDI1NhACKoABCg1QcmluY2lwYWxSb2xlEh4KGlBSSU5DSVBBTF9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUUFJJTkNJUEFMX1JPTEVfQURNSU4QARIaChZQUklOQ0lQQUxfUk9MRV9TRVJWSUNFEAISGQoVUFJJTkNJUEFMX1JPTEVfUEVSU09OEAMy/wEKEFByaW5jaXBhbFNlcnZpY2USWgoPQ3JlYXRlUHJpbmNpcGFsEiIub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXF1ZXN0GiMub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXNwb25zZRI/CgZXaG9BbUkSGS5vcGVua2V5LnYxLldob0FtSVJlcXVlc3QaGi5vcGVua2V5LnYxLldob0FtSVJlc3BvbnNlEk4KC09wZW5TZXNzaW9uEh4ub3BlbmtleS52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHy5vcGVua2V5LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2ViBnByb3RvMw", [file_openkey_v1_common]);
+  fileDesc("ChtvcGVua2V5L3YxL3ByaW5jaXBhbHMucHJvdG8SCm9wZW5rZXkudjEirwEKCVByaW5jaXBhbBIKCgJpZBgBIAEoCRInCgRyb2xlGAIgASgOMhkub3BlbmtleS52MS5QcmluY2lwYWxSb2xlEjQKCWFsZ29yaXRobRgDIAEoDjIhLm9wZW5rZXkudjEuUHJpbmNpcGFsS2V5QWxnb3JpdGhtEhIKCnB1YmxpY19rZXkYBCABKAwSDAoEbmFtZRgFIAEoCRIVCg1jcmVhdGVkX2F0X21zGAYgASgDInAKFkNyZWF0ZVByaW5jaXBhbFJlcXVlc3QSNAoJYWxnb3JpdGhtGAEgASgOMiEub3BlbmtleS52MS5QcmluY2lwYWxLZXlBbGdvcml0aG0SEgoKcHVibGljX2tleRgCIAEoDBIMCgRuYW1lGAMgASgJIkMKF0NyZWF0ZVByaW5jaXBhbFJlc3BvbnNlEigKCXByaW5jaXBhbBgBIAEoCzIVLm9wZW5rZXkudjEuUHJpbmNpcGFsIg8KDVdob0FtSVJlcXVlc3QiOgoOV2hvQW1JUmVzcG9uc2USKAoJcHJpbmNpcGFsGAEgASgLMhUub3BlbmtleS52MS5QcmluY2lwYWwiRwoST3BlblNlc3Npb25SZXF1ZXN0EhwKFHJlY2lwaWVudF9wdWJsaWNfa2V5GAEgASgMEhMKC3R0bF9zZWNvbmRzGAIgASgNIooBChNPcGVuU2Vzc2lvblJlc3BvbnNlEhIKCnNlc3Npb25faWQYASABKAkSCwoDZW5jGAIgASgMEhUKDXNlYWxlZF9zZWNyZXQYAyABKAwSFQoNZXhwaXJlc19hdF9tcxgEIAEoAxIkCgdyZWNlaXB0GAUgASgLMhMub3BlbmtleS52MS5SZWNlaXB0IikKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSJOChRDbG9zZVNlc3Npb25SZXNwb25zZRIQCgh3YXNfbGl2ZRgBIAEoCBIkCgdyZWNlaXB0GAIgASgLMhMub3BlbmtleS52MS5SZWNlaXB0KocBChVQcmluY2lwYWxLZXlBbGdvcml0aG0SJwojUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fVU5TUEVDSUZJRUQQABIjCh9QUklOQ0lQQUxfS0VZX0FMR09SSVRITV9FRDI1NTE5EAESIAocUFJJTkNJUEFMX0tFWV9BTEdPUklUSE1fUDI1NhACKoABCg1QcmluY2lwYWxSb2xlEh4KGlBSSU5DSVBBTF9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUUFJJTkNJUEFMX1JPTEVfQURNSU4QARIaChZQUklOQ0lQQUxfUk9MRV9TRVJWSUNFEAISGQoVUFJJTkNJUEFMX1JPTEVfUEVSU09OEAMy0gIKEFByaW5jaXBhbFNlcnZpY2USWgoPQ3JlYXRlUHJpbmNpcGFsEiIub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXF1ZXN0GiMub3BlbmtleS52MS5DcmVhdGVQcmluY2lwYWxSZXNwb25zZRI/CgZXaG9BbUkSGS5vcGVua2V5LnYxLldob0FtSVJlcXVlc3QaGi5vcGVua2V5LnYxLldob0FtSVJlc3BvbnNlEk4KC09wZW5TZXNzaW9uEh4ub3BlbmtleS52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHy5vcGVua2V5LnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USUQoMQ2xvc2VTZXNzaW9uEh8ub3BlbmtleS52MS5DbG9zZVNlc3Npb25SZXF1ZXN0GiAub3BlbmtleS52MS5DbG9zZVNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_openkey_v1_common]);
 
 /**
  * A principal's public description.
@@ -244,6 +244,56 @@ export const OpenSessionResponseSchema: GenMessage<OpenSessionResponse> = /*@__P
   messageDesc(file_openkey_v1_principals, 6);
 
 /**
+ * Request to end a service session.
+ *
+ * @generated from message openkey.v1.CloseSessionRequest
+ */
+export type CloseSessionRequest = Message<"openkey.v1.CloseSessionRequest"> & {
+  /**
+   * The session to end ("ses_" + 32 hex digits).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message openkey.v1.CloseSessionRequest.
+ * Use `create(CloseSessionRequestSchema)` to create a new message.
+ */
+export const CloseSessionRequestSchema: GenMessage<CloseSessionRequest> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_principals, 7);
+
+/**
+ * The session has ended.
+ *
+ * @generated from message openkey.v1.CloseSessionResponse
+ */
+export type CloseSessionResponse = Message<"openkey.v1.CloseSessionResponse"> & {
+  /**
+   * True if the session was live and this call ended it; false if it had already ended (expired,
+   * closed, or lost in a restart) or never existed.
+   *
+   * @generated from field: bool was_live = 1;
+   */
+  wasLive: boolean;
+
+  /**
+   * Signed by the appliance identity key: binds this answer to the request.
+   *
+   * @generated from field: openkey.v1.Receipt receipt = 2;
+   */
+  receipt?: Receipt | undefined;
+};
+
+/**
+ * Describes the message openkey.v1.CloseSessionResponse.
+ * Use `create(CloseSessionResponseSchema)` to create a new message.
+ */
+export const CloseSessionResponseSchema: GenMessage<CloseSessionResponse> = /*@__PURE__*/
+  messageDesc(file_openkey_v1_principals, 8);
+
+/**
  * Algorithm of a principal's stamping key.
  *
  * @generated from enum openkey.v1.PrincipalKeyAlgorithm
@@ -358,6 +408,21 @@ export const PrincipalService: GenService<{
     methodKind: "unary";
     input: typeof OpenSessionRequestSchema;
     output: typeof OpenSessionResponseSchema;
+  },
+  /**
+   * Ends one of the caller's service sessions before its expiry: its secret is zeroized at once,
+   * every later call with it is SESSION_EXPIRED, and SignStreams it opened end with
+   * SESSION_EXPIRED after answering the messages in progress. Authenticated with the service's own
+   * key (a stamp) or with a session of the same service (the one being closed, or another).
+   * Another principal's session is PERMISSION_DENIED; a session that has already ended, or never
+   * existed, is not an error: `was_live` is then false.
+   *
+   * @generated from rpc openkey.v1.PrincipalService.CloseSession
+   */
+  closeSession: {
+    methodKind: "unary";
+    input: typeof CloseSessionRequestSchema;
+    output: typeof CloseSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_openkey_v1_principals, 0);
