@@ -229,6 +229,22 @@ describe('service sessions', () => {
     expect(await codeOf(openServiceSession(svc.client.principals))).toBe('no-error');
   });
 
+  it('audits every opening and closing, and every refusal, in the verified chain', async () => {
+    const svc = await registerService(app, 'audited-sessions');
+    const mark = await auditMark(app, svc.client);
+    const s1 = await openServiceSession(svc.client.principals);
+    await svc.client.principals.closeSession({ sessionId: s1.sessionId });
+    expect(await codeOf(svc.client.principals.openSession({ recipientPublicKey: new Uint8Array(0) }))).toBe('MISSING_FIELD');
+    expect(await codeOf(svc.client.principals.closeSession({ sessionId: 'ses_x' }))).toBe('MALFORMED_REQUEST');
+    const records = (await auditSince(app, svc.client, svc.creds.principalId, mark)).filter((r) => r.principal === svc.creds.principalId);
+    expect(records.map((r) => `${r.operation} ${r.decision} ${r.reason}`)).toEqual([
+      'open_session allow OWNER',
+      'close_session allow OWNER',
+      'open_session deny MISSING_FIELD',
+      'close_session deny MALFORMED_REQUEST',
+    ]);
+  });
+
   it("refuses to close another service's session (which keeps working), a malformed id and a replayed stamp", async () => {
     const m = new TextEncoder().encode('still open');
     const svc = await registerService(app, 'closing-refusals');

@@ -268,8 +268,8 @@ describe('a worker decides on its own reads; the owner checks them at commit', (
     expect(await recoverMessageAddress({ message: 'warm', signature: hex(sig ?? new Uint8Array()) })).toBe(key.address);
     expect(await messagesDuring(w1.port, () => w1.signBatch(bobSession.header('a|b', undefined, SIGN_BATCH), key.keyId, ['a', 'b']))).toBe(1);
     const allowed = (await owner.audit()).filter((r) => r.principal === bob.record.id && r.decision === 'allow');
-    // The batch's two identical decisions are one record of two.
-    expect(allowed.map((r) => `${r.reason}×${r.count ?? 1}`)).toEqual(['GRANT×1', 'GRANT×1', 'GRANT×2']);
+    // The session's opening, then the signatures; the batch's two identical decisions are one record of two.
+    expect(allowed.map((r) => `${r.operation}:${r.reason}×${r.count ?? 1}`)).toEqual(['open_session:OWNER×1', 'personal_sign:GRANT×1', 'personal_sign:GRANT×1', 'personal_sign:GRANT×2']);
   });
 
   it('a warm stamped Sign also sends one message: the principal, key and policy are kept, the nonce goes with the commit', async () => {

@@ -25,7 +25,7 @@ export const MAX_AUDIT_COUNT = 2 ** 32 - 1;
 const HEAD_TAG = 'openkey-audit-head-v1';
 
 /** Operations the appliance audits. Extend here as features land. */
-export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'delegate' | 'delegation_grant' | 'delegation_revoke' | 'audit_export';
+export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'open_session' | 'close_session' | 'delegate' | 'delegation_grant' | 'delegation_revoke' | 'audit_export';
 /** Reason codes: the policy engine's, or a domain error code for decisions made elsewhere. */
 export type AuditReason = PolicyReason | ErrorCode;
 

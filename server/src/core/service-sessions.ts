@@ -27,7 +27,8 @@ import {
 } from '../../../proto/protocol/session-stamp.ts';
 import type { AuthRequest, Authenticated } from './auth.ts';
 import { zeroize } from './bytes.ts';
-import { OpenKeyError } from './errors.ts';
+import { appendAudit, denialAudit, type AuditInput } from './audit.ts';
+import { OpenKeyError, isOpenKeyError } from './errors.ts';
 import type { Clock, PrincipalRecord, Random, Store } from './ports.ts';
 
 /** Seals the session secret to the caller's X25519 key (HPKE, core/crypto/hpke.ts). */
@@ -153,14 +154,37 @@ export class ServiceSessions implements SharedServiceSessions {
 
   constructor(private readonly o: ServiceSessionsOptions) {}
 
-  /** Opens a session for an already authenticated service or administrator (not a person). */
+  /**
+   * Opens a session for an already authenticated service or administrator (not a person). The
+   * opening is audited (`open_session`) in the same commit that spends the stamp's nonce, before
+   * the sealed secret is returned; a refusal is audited with its code, and a replayed stamp is
+   * STAMP_REPLAYED and opens nothing.
+   */
   async open(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number): Promise<OpenedSession> {
+    const now = this.o.clock.now();
+    const entry = { time: now, principal: auth.principal.id, operation: 'open_session' as const, keyId: '', requestDigest: auth.requestDigest };
+    let opened: OpenedSession;
+    try {
+      opened = this.#reserve(auth, recipientPublicKey, ttlSeconds, now);
+    } catch (e) {
+      await this.#refuse(auth, entry, e);
+      throw e;
+    }
+    try {
+      await this.o.store.commit([...auth.nonceChanges, appendAudit({ ...entry, decision: 'allow', reason: 'OWNER' })]);
+    } catch (e) {
+      const live = this.#live.get(opened.sessionId);
+      if (live !== undefined) this.#end(opened.sessionId, live);
+      throw e;
+    }
+    return opened;
+  }
+
+  /** The checks of `open`, then the session, live but unknown to anyone until its opening is recorded. */
+  #reserve(auth: Authenticated, recipientPublicKey: Uint8Array, ttlSeconds: number, now: number): OpenedSession {
     if (auth.session !== undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'service sessions are for services and administrators');
     if (auth.serviceSession !== undefined) throw new OpenKeyError('PERMISSION_DENIED', 'a session cannot open another session');
-    // The stamp's nonce is spent first, so a replayed OpenSession is STAMP_REPLAYED and opens nothing.
-    await this.o.store.commit(auth.nonceChanges);
     if (recipientPublicKey.length === 0) throw new OpenKeyError('MISSING_FIELD', 'recipient_public_key');
-    const now = this.o.clock.now();
     this.sweep(now);
     const ttl = ttlSeconds === 0 ? this.o.defaultTtlMs : ttlSeconds * 1000;
     if (ttl > this.o.maxTtlMs) throw new OpenKeyError('MALFORMED_REQUEST', `ttl_seconds above ${this.o.maxTtlMs / 1000}`);
@@ -183,18 +207,34 @@ export class ServiceSessions implements SharedServiceSessions {
     return { sessionId, enc: sealed.enc, sealedSecret: sealed.ciphertext, expiresAt };
   }
 
+  /**
+   * Ends session `sessionId` of the caller's principal, audited (`close_session`) with the stamp's
+   * nonce before it ends; true if it was live. Refusals are audited with their code.
+   */
   async close(auth: Authenticated, sessionId: string): Promise<boolean> {
-    if (auth.session !== undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'service sessions are for services and administrators');
-    // The stamp's nonce is spent first, so a replayed CloseSession is STAMP_REPLAYED and does nothing.
-    await this.o.store.commit(auth.nonceChanges);
-    if (sessionId === '') throw new OpenKeyError('MISSING_FIELD', 'session_id');
-    if (!isSessionId(sessionId)) throw new OpenKeyError('MALFORMED_REQUEST', 'session_id: expected ses_ and 32 hex digits');
+    const entry = { time: this.o.clock.now(), principal: auth.principal.id, operation: 'close_session' as const, keyId: '', requestDigest: auth.requestDigest };
+    try {
+      if (auth.session !== undefined || auth.principal.role === 'person') throw new OpenKeyError('PERMISSION_DENIED', 'service sessions are for services and administrators');
+      if (sessionId === '') throw new OpenKeyError('MISSING_FIELD', 'session_id');
+      if (!isSessionId(sessionId)) throw new OpenKeyError('MALFORMED_REQUEST', 'session_id: expected ses_ and 32 hex digits');
+      const live = this.#live.get(sessionId);
+      if (live !== undefined && live.principalId !== auth.principal.id) throw new OpenKeyError('PERMISSION_DENIED', 'not a session of the caller');
+    } catch (e) {
+      await this.#refuse(auth, entry, e);
+      throw e;
+    }
+    // A replayed stamp is STAMP_REPLAYED here, and nothing ends.
+    await this.o.store.commit([...auth.nonceChanges, appendAudit({ ...entry, decision: 'allow', reason: 'OWNER' })]);
     const live = this.#live.get(sessionId);
     if (live === undefined) return false;
-    if (live.principalId !== auth.principal.id) throw new OpenKeyError('PERMISSION_DENIED', 'not a session of the caller');
     const wasLive = live.expiresAt > this.o.clock.now();
     this.#end(sessionId, live);
     return wasLive;
+  }
+
+  /** Records a refusal with the stamp's nonce (so its replay is STAMP_REPLAYED); INTERNAL is not a decision. */
+  async #refuse(auth: Authenticated, entry: Omit<AuditInput, 'decision' | 'reason'>, e: unknown): Promise<void> {
+    if (isOpenKeyError(e) && e.code !== 'INTERNAL') await this.o.store.commit([...auth.nonceChanges, denialAudit(entry, e.code)]);
   }
 
   /**
