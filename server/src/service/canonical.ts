@@ -27,6 +27,8 @@ import {
   type SignRequest,
   type SignResponse,
   type SignStreamRequest,
+  type PersonalMessage,
+  type TypedData,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 
 const WIRE_VARINT = 0;
@@ -354,11 +356,9 @@ const END = -2;
 
 function readSignBatchRequest(r: Reader): SignBatchRequest | undefined {
   const items: SignRequest[] = [];
-  while (!r.atEnd()) {
-    if (r.tag() !== ((1 << 3) | WIRE_LEN)) return undefined;
-    const inner = r.sub();
-    const item = inner === undefined ? undefined : readSignRequest(inner);
-    if (item === undefined || !inner?.atEnd()) return undefined;
+  for (let tag = r.next(); tag !== END; tag = r.next()) {
+    const item = tag === ((1 << 3) | WIRE_LEN) ? r.message(readSignRequest) : undefined;
+    if (item === undefined) return undefined;
     items.push(item);
   }
   return { $typeName: SignBatchRequestSchema.typeName, items };
@@ -366,61 +366,55 @@ function readSignBatchRequest(r: Reader): SignBatchRequest | undefined {
 
 function readSignStreamRequest(r: Reader): SignStreamRequest | undefined {
   const m: SignStreamRequest = { $typeName: SignStreamRequestSchema.typeName, id: 0n };
-  let tag = r.atEnd() ? END : r.tag();
+  let tag = r.next();
   if (tag === ((1 << 3) | WIRE_VARINT)) {
     const id = r.varint();
     if (id === undefined || id === 0) return undefined;
     m.id = BigInt(id);
-    tag = r.atEnd() ? END : r.tag();
+    tag = r.next();
   }
   if (tag === ((2 << 3) | WIRE_LEN)) {
-    const inner = r.sub();
-    const request = inner === undefined ? undefined : readSignRequest(inner);
-    if (request === undefined || !inner?.atEnd()) return undefined;
+    const request = r.message(readSignRequest);
+    if (request === undefined) return undefined;
     m.request = request;
-    tag = r.atEnd() ? END : r.tag();
+    tag = r.next();
   }
   return tag === END ? m : undefined;
 }
 
 function readSignRequest(r: Reader): SignRequest | undefined {
   const m: SignRequest = { $typeName: SignRequestSchema.typeName, keyId: '' };
-  let tag = r.atEnd() ? END : r.tag();
+  let tag = r.next();
   if (tag === ((1 << 3) | WIRE_LEN)) {
     const keyId = r.ascii();
     if (keyId === undefined || keyId === '') return undefined;
     m.keyId = keyId;
-    tag = r.atEnd() ? END : r.tag();
+    tag = r.next();
   }
   if (tag === ((2 << 3) | WIRE_LEN)) {
-    const inner = r.sub();
-    const payload = inner === undefined ? undefined : readPayload(inner);
-    if (payload === undefined || !inner?.atEnd()) return undefined;
+    const payload = r.message(readPayload);
+    if (payload === undefined) return undefined;
     m.payload = payload;
-    tag = r.atEnd() ? END : r.tag();
+    tag = r.next();
   }
   return tag === END ? m : undefined;
 }
 
 function readPayload(r: Reader): SignPayload | undefined {
   const m: SignPayload = { $typeName: SignPayloadSchema.typeName, kind: { case: undefined } };
-  if (r.atEnd()) return m;
-  const tag = r.tag();
-  switch (tag) {
+  switch (r.next()) {
+    case END:
+      return m;
     case (1 << 3) | WIRE_LEN: {
-      // PersonalMessage: empty, or its one field holding at least one byte.
-      const inner = r.sub();
-      const message = inner === undefined ? undefined : inner.atEnd() ? new Uint8Array(0) : inner.tag() === ((1 << 3) | WIRE_LEN) ? inner.bytes() : undefined;
-      if (inner === undefined || message === undefined || !inner.atEnd() || (message.length === 0 && inner.end > inner.start)) return undefined;
-      m.kind = { case: 'personalMessage', value: { $typeName: PersonalMessageSchema.typeName, message } };
+      const value = r.message(readPersonalMessage);
+      if (value === undefined) return undefined;
+      m.kind = { case: 'personalMessage', value };
       break;
     }
     case (2 << 3) | WIRE_LEN: {
-      // TypedData: empty, or its one field holding non-empty ASCII text.
-      const inner = r.sub();
-      const json = inner === undefined ? undefined : inner.atEnd() ? '' : inner.tag() === ((1 << 3) | WIRE_LEN) ? inner.ascii() : undefined;
-      if (inner === undefined || json === undefined || !inner.atEnd() || (json === '' && inner.end > inner.start)) return undefined;
-      m.kind = { case: 'typedData', value: { $typeName: TypedDataSchema.typeName, json } };
+      const value = r.message(readTypedData);
+      if (value === undefined) return undefined;
+      m.kind = { case: 'typedData', value };
       break;
     }
     case (3 << 3) | WIRE_LEN: {
@@ -441,17 +435,45 @@ function readPayload(r: Reader): SignPayload | undefined {
   return r.atEnd() ? m : undefined;
 }
 
+/** Empty, or its one field holding at least one byte (an empty field written out is not canonical). */
+function readPersonalMessage(r: Reader): PersonalMessage | undefined {
+  const tag = r.next();
+  const message = tag === END ? new Uint8Array(0) : tag === ((1 << 3) | WIRE_LEN) ? r.bytes() : undefined;
+  if (message === undefined || (tag !== END && message.length === 0) || !r.atEnd()) return undefined;
+  return { $typeName: PersonalMessageSchema.typeName, message };
+}
+
+/** Empty, or its one field holding non-empty ASCII text. */
+function readTypedData(r: Reader): TypedData | undefined {
+  const tag = r.next();
+  const json = tag === END ? '' : tag === ((1 << 3) | WIRE_LEN) ? r.ascii() : undefined;
+  if (json === undefined || (tag !== END && json === '') || !r.atEnd()) return undefined;
+  return { $typeName: TypedDataSchema.typeName, json };
+}
+
 /** Reads canonical protobuf from `buf[start, end)`; every read returns undefined on anything else. */
 class Reader {
   constructor(
     private readonly buf: Uint8Array,
-    readonly start: number,
-    readonly end: number,
+    start: number,
+    private readonly end: number,
     private at = start,
   ) {}
 
   atEnd(): boolean {
     return this.at >= this.end;
+  }
+
+  /** The next field's tag (see `tag`), or END once the bytes are used up. */
+  next(): number {
+    return this.atEnd() ? END : this.tag();
+  }
+
+  /** A length-delimited field read as a message by `read`, which must use up exactly its bytes. */
+  message<T>(read: (r: Reader) => T | undefined): T | undefined {
+    const inner = this.sub();
+    const m = inner === undefined ? undefined : read(inner);
+    return m !== undefined && inner?.atEnd() === true ? m : undefined;
   }
 
   /** A field tag of one byte (fields 1–15), or −1 (a longer tag, or field 0, which is invalid). */
