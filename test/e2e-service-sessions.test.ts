@@ -28,7 +28,7 @@ import {
 } from '../clients/src/index.ts';
 import { startTestAppliance, type TestAppliance } from './support/appliance.ts';
 import { codeOf } from './support/codes.ts';
-import { auditMark, auditSince, ManualClock, ORIGIN, PASSKEY_ENV, registerPerson, signIn } from './support/people.ts';
+import { auditMark, auditSince, ManualClock, ORIGIN, PASSKEY_ENV, registerPerson, signIn, stampCapture } from './support/people.ts';
 import { SoftAuthenticator } from './support/soft-authenticator.ts';
 
 const SIGN = '/openkey.v1.SignService/Sign';
@@ -60,20 +60,6 @@ async function signWithHeader(app: TestAppliance, keyId: string, message: Uint8A
 }
 
 /** A client stamped with `creds` that remembers the last stamp it sent (to replay it). */
-function stampCapture(app: TestAppliance, creds: Credentials): { client: OpenKeyClient; last: () => string } {
-  let header = '';
-  const client = createOpenKeyClient({
-    baseUrl: app.connectUrl,
-    credentials: creds,
-    interceptors: [(next) => async (req) => {
-      const res = await next(req);
-      header = req.header.get('openkey-stamp') ?? '';
-      return res;
-    }],
-  });
-  return { client, last: () => header };
-}
-
 function headerFor(session: ServiceSession, keyId: string, message: Uint8Array, seq?: number): string {
   const req = create(SignRequestSchema, { keyId, payload: { kind: { case: 'personalMessage', value: { message } } } });
   return session.stampDigest(SIGN, requestDigest(SignRequestSchema, req), seq);

@@ -222,3 +222,24 @@ export const decisionOf = (r: AuditRecord): { principal: string; operation: stri
   reason: r.reason,
   ...(r.count === undefined ? {} : { count: r.count }),
 });
+
+/**
+ * A client with `creds` that remembers the stamp header of its last call, whether or not the call
+ * succeeded (to replay it). Read outside the stamping interceptor: the header is on the request
+ * once `next` has run.
+ */
+export function stampCapture(app: TestAppliance, creds: Credentials): { client: OpenKeyClient; last: () => string } {
+  let header = '';
+  const client = createOpenKeyClient({
+    baseUrl: app.connectUrl,
+    credentials: creds,
+    interceptors: [(next) => async (req) => {
+      try {
+        return await next(req);
+      } finally {
+        header = req.header.get('openkey-stamp') ?? '';
+      }
+    }],
+  });
+  return { client, last: () => header };
+}

@@ -25,9 +25,11 @@ export const MAX_AUDIT_COUNT = 2 ** 32 - 1;
 const HEAD_TAG = 'openkey-audit-head-v1';
 
 /** Operations the appliance audits. Extend here as features land. */
-export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'open_session' | 'close_session' | 'delegate' | 'delegation_grant' | 'delegation_revoke' | 'audit_export';
-/** Reason codes: the policy engine's, or a domain error code for decisions made elsewhere. */
-export type AuditReason = PolicyReason | ErrorCode;
+export type AuditOperation = SignOperation | 'seal_key' | 'grant' | 'revoke' | 'set_owner_rule' | 'register_passkey' | 'login' | 'logout' | 'open_session' | 'close_session' | 'delegate' | 'delegation_grant' | 'delegation_revoke' | 'audit_export' | 'create_principal';
+/** Why a registration was allowed: the key registered itself, an administrator did, or the configuration. */
+export type RegistrationReason = 'SELF_REGISTERED' | 'ADMIN' | 'CONFIGURED';
+/** Reason codes: the policy engine's, a domain error code for decisions made elsewhere, or why a registration was allowed. */
+export type AuditReason = PolicyReason | ErrorCode | RegistrationReason;
 
 // ---- Record fields ------------------------------------------------------------------------------
 
