@@ -42,12 +42,24 @@ export const MAX_BATCH_PATH = 32;
 const LEAF = Uint8Array.of(0);
 const NODE = Uint8Array.of(1);
 
-export function receiptLeafHash(signingInput: Uint8Array): Uint8Array {
-  return sha256.create().update(LEAF).update(signingInput).digest();
+/**
+ * SHA-256 of the concatenation of `parts`. The default is @noble/hashes (it runs in browsers); the
+ * appliance passes node:crypto's, which is about twice as fast on these short inputs.
+ */
+export type Sha256 = (...parts: Uint8Array[]) => Uint8Array;
+
+const nobleSha256: Sha256 = (...parts) => {
+  const h = sha256.create();
+  for (const p of parts) h.update(p);
+  return h.digest();
+};
+
+export function receiptLeafHash(signingInput: Uint8Array, hash: Sha256 = nobleSha256): Uint8Array {
+  return hash(LEAF, signingInput);
 }
 
-function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return sha256.create().update(NODE).update(left).update(right).digest();
+function nodeHash(left: Uint8Array, right: Uint8Array, hash: Sha256 = nobleSha256): Uint8Array {
+  return hash(NODE, left, right);
 }
 
 /** What the identity key signs for receipts signed together: the tree's root and size. */
@@ -56,7 +68,7 @@ export function batchSigningInput(root: Uint8Array, size: number): Uint8Array {
 }
 
 /** The root of the tree over `leaves` (at least one), and each leaf's inclusion proof (leaf to root). */
-export function batchTree(leaves: readonly Uint8Array[]): { readonly root: Uint8Array; readonly paths: Uint8Array[][] } {
+export function batchTree(leaves: readonly Uint8Array[], hash: Sha256 = nobleSha256): { readonly root: Uint8Array; readonly paths: Uint8Array[][] } {
   if (leaves.length === 0) throw new RangeError('a receipt tree needs at least one leaf');
   const paths: Uint8Array[][] = leaves.map(() => []);
   const subtree = (lo: number, hi: number): Uint8Array => {
@@ -66,7 +78,7 @@ export function batchTree(leaves: readonly Uint8Array[]): { readonly root: Uint8
     const right = subtree(lo + k, hi);
     for (let i = lo; i < lo + k; i++) paths[i]?.push(right);
     for (let i = lo + k; i < hi; i++) paths[i]?.push(left);
-    return nodeHash(left, right);
+    return nodeHash(left, right, hash);
   };
   return { root: subtree(0, leaves.length), paths };
 }

@@ -8,7 +8,7 @@
 // later change to its objects never reaches the disk.
 
 import type { OpenKeyError } from '../core/errors.ts';
-import { abortReason, type Change, type CommitOptions, type ListPage, type Store } from '../core/ports.ts';
+import { abortReason, copyChanges, type Change, type CommitOptions, type ListPage, type Store } from '../core/ports.ts';
 
 interface Pending {
   readonly changes: readonly Change[];
@@ -40,7 +40,7 @@ export class GroupCommitStore implements Store {
     if (signal?.aborted === true) return Promise.reject(abortReason(signal));
     if (changes.length === 0) return Promise.resolve(); // nothing to make durable (a session-authenticated read)
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ changes: copyOf(changes) as readonly Change[], signal, resolve, reject });
+      this.queue.push({ changes: copyChanges(changes), signal, resolve, reject });
       if (!this.writing) {
         this.writing = true;
         setImmediate(() => void this.drain());
@@ -118,19 +118,4 @@ export class GroupCommitStore implements Store {
     while (this.writing || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
     await this.inner.close();
   }
-}
-
-/**
- * A deep copy of plain data (Changes are plain objects, arrays, primitives and byte arrays). Byte
- * arrays are sliced: structuredClone would copy a view's whole backing buffer (often an 8 KiB pool).
- */
-function copyOf(v: unknown): unknown {
-  if (v instanceof Uint8Array) return v.slice();
-  if (Array.isArray(v)) return v.map(copyOf);
-  if (typeof v === 'object' && v !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = copyOf(x);
-    return out;
-  }
-  return v;
 }

@@ -23,7 +23,7 @@ import type { CollateralProvider } from '../core/attestation.ts';
 import type { AuthRequest, Authenticated } from '../core/auth.ts';
 import { zeroize } from '../core/bytes.ts';
 import { OpenKeyError, isOpenKeyError, type ErrorCode } from '../core/errors.ts';
-import type { Change, CommitOptions, DocSpace, ListPage, PrincipalRecord, Store } from '../core/ports.ts';
+import { copyChanges, type Change, type CommitOptions, type DocSpace, type ListPage, type PrincipalRecord, type Store } from '../core/ports.ts';
 import { sessionMacMatches, type OpenedSession, type ServiceSessionsPort, type SharedServiceSessions } from '../core/service-sessions.ts';
 import type { ChannelClient, Handler } from './channel.ts';
 
@@ -86,7 +86,7 @@ export class RemoteStore implements Store {
     if (options.signal?.aborted === true) return Promise.reject(abortError(options.signal));
     if (changes.length === 0) return Promise.resolve();
     // Copied now: the message leaves at the end of this loop turn, and the caller's arrays are theirs.
-    const sent = this.channel.call<void>(OPS.commit, [structuredClone(changes)], options.signal);
+    const sent = this.channel.call<void>(OPS.commit, [copyChanges(changes)], options.signal);
     const ended = this.o.sessionEnded;
     const session = ended === undefined ? undefined : changes.find((c) => c.kind === 'serviceSession');
     if (ended === undefined || session?.kind !== 'serviceSession') return sent;
@@ -96,7 +96,7 @@ export class RemoteStore implements Store {
     });
   }
   async commitEach(groups: readonly (readonly Change[])[]): Promise<(OpenKeyError | undefined)[]> {
-    const results = await this.channel.call<(WireError | undefined)[]>(OPS.commitEach, [structuredClone(groups)]);
+    const results = await this.channel.call<(WireError | undefined)[]>(OPS.commitEach, [groups.map(copyChanges)]);
     return results.map((r) => (r === undefined ? undefined : new OpenKeyError(r.code, r.detail)));
   }
   pruneNonces(now: number) {

@@ -226,6 +226,27 @@ export type Change =
    */
   | { readonly kind: 'serviceSession'; readonly sessionId: string; readonly seq?: number };
 
+/**
+ * A deep copy of changes, for a store or a channel that acts on them after `commit` returns (a
+ * caller's later change to its objects must never reach the disk). Changes are plain objects,
+ * arrays, primitives and byte arrays; byte arrays are sliced, because structuredClone would copy
+ * a view's whole backing buffer (often an 8 KiB pool) and costs several times more.
+ */
+export function copyChanges(changes: readonly Change[]): Change[] {
+  return copyOf(changes) as Change[];
+}
+
+function copyOf(v: unknown): unknown {
+  if (v instanceof Uint8Array) return v.slice();
+  if (Array.isArray(v)) return v.map(copyOf);
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = copyOf(x);
+    return out;
+  }
+  return v;
+}
+
 export interface ListPage {
   readonly limit: number;
   /** Return keys whose id sorts after this one (exclusive). */

@@ -7,6 +7,7 @@
 // carrying its inclusion proof. Under load that turns one signature per response into one per
 // turn; a receipt asked for alone is signed alone (version 1), as before.
 
+import { createHash } from 'node:crypto';
 import {
   BATCH_RECEIPT_VERSION,
   RECEIPT_VERSION,
@@ -14,6 +15,7 @@ import {
   batchTree,
   receiptLeafHash,
   receiptSigningInput,
+  type Sha256,
 } from '../../../proto/protocol/receipt.ts';
 import type { UsableKey } from './keys.ts';
 import type { Clock } from './ports.ts';
@@ -84,7 +86,10 @@ export class ReceiptSigner {
     if (requests.length === 1) {
       return [{ ...(requests[0] as ReceiptRequest), version: RECEIPT_VERSION, timeMs, signature: this.identity.sign(inputs[0] as Uint8Array) }];
     }
-    const { root, paths } = batchTree(inputs.map(receiptLeafHash));
+    const { root, paths } = batchTree(
+      inputs.map((input) => receiptLeafHash(input, nodeSha256)),
+      nodeSha256,
+    );
     const signature = this.identity.sign(batchSigningInput(root, requests.length));
     return requests.map((r, index) => ({
       ...r,
@@ -95,3 +100,11 @@ export class ReceiptSigner {
     }));
   }
 }
+
+/** SHA-256 through node:crypto, as a plain Uint8Array (the wire encoders and clients expect one). */
+const nodeSha256: Sha256 = (...parts) => {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  const d = h.digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+};
