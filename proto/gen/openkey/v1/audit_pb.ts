@@ -50,7 +50,7 @@ export type AuditRecord = Message<"openkey.v1.AuditRecord"> & {
   operation: string;
 
   /**
-   * The key concerned; empty when none.
+   * The key concerned (for "create_principal", the principal registered); empty when none.
    *
    * @generated from field: string key_id = 5;
    */
