@@ -3,10 +3,10 @@
 // the state it changes. The identity key signs chain heads; an export carries records plus a signed
 // head, and `verifyAuditExport` (pure) names the first broken link with a stable code and its seq.
 
-import { createHash } from 'node:crypto';
 import { CanonicalWriter } from '../../../proto/protocol/encoding.ts';
 import { equalBytes, fromHex, toHex } from './bytes.ts';
 import { ed25519Verify } from './crypto/ed25519.ts';
+import { sha256 } from './crypto/sha256.ts';
 import { OpenKeyError, isOpenKeyError, type ErrorCode } from './errors.ts';
 import { deniedAs, denialError, type PolicyDecision, type PolicyReason, type SignOperation } from './policy.ts';
 import type { AuditDecision, AuditEntry, AuditHead, AuditRecord, Change, Clock, Store } from './ports.ts';
@@ -100,7 +100,7 @@ export function auditRecordHash(r: Omit<AuditRecord, 'hash'>): Uint8Array {
     .string(r.decision)
     .string(r.reason);
   const canonical = (counted ? w.u64(r.count as number) : w).finish();
-  return new Uint8Array(createHash('sha256').update(canonical).update(r.prevHash).digest());
+  return sha256(canonical, r.prevHash);
 }
 
 /** The record that follows `head` (used by the store inside its atomic section). */

@@ -5,9 +5,9 @@
 // (a document deleted and written again starts its version counter anew; its content hash does not
 // repeat unless the content does, and then the decision would be the same). Empty = absent.
 
-import { createHash } from 'node:crypto';
 import { CanonicalWriter } from '../../../proto/protocol/encoding.ts';
 import type { KeyRecord, StoredDoc } from './ports.ts';
+import { sha256 } from './crypto/sha256.ts';
 
 const KEY_TAG = 'openkey-key-record-version-v1';
 const ABSENT = new Uint8Array(0);
@@ -25,12 +25,12 @@ export function keyRecordVersion(r: KeyRecord | undefined): Uint8Array {
     .u64(r.createdAt)
     .bytes(r.sealed)
     .finish();
-  return new Uint8Array(createHash('sha256').update(canonical).digest());
+  return sha256(canonical);
 }
 
 /** Fingerprint of a document's value (what the domain reads of it); empty for no document. */
 export function docVersion(d: StoredDoc | undefined): Uint8Array {
-  return d === undefined ? ABSENT : new Uint8Array(createHash('sha256').update(d.value).digest());
+  return d === undefined ? ABSENT : sha256(d.value);
 }
 
 /** Whether `v` is a version these functions can produce. */

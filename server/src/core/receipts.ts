@@ -7,7 +7,6 @@
 // carrying its inclusion proof. Under load that turns one signature per response into one per
 // turn; a receipt asked for alone is signed alone (version 1), as before.
 
-import { createHash } from 'node:crypto';
 import {
   BATCH_RECEIPT_VERSION,
   RECEIPT_VERSION,
@@ -17,6 +16,7 @@ import {
   receiptSigningInput,
   type Sha256,
 } from '../../../proto/protocol/receipt.ts';
+import { sha256 } from './crypto/sha256.ts';
 import type { UsableKey } from './keys.ts';
 import type { Clock } from './ports.ts';
 
@@ -101,10 +101,5 @@ export class ReceiptSigner {
   }
 }
 
-/** SHA-256 through node:crypto, as a plain Uint8Array (the wire encoders and clients expect one). */
-const nodeSha256: Sha256 = (...parts) => {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p);
-  const d = h.digest();
-  return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-};
+/** SHA-256 through node:crypto's one-shot hash (crypto/sha256.ts), as a plain Uint8Array. */
+const nodeSha256: Sha256 = sha256;

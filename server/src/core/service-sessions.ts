@@ -15,7 +15,8 @@
 // authenticated (over the IPC pipe inside the TEE, nowhere else), and `hold` decides a worker's
 // sequence number when the call commits, so the window stays in one process.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { hmacSha256 } from './crypto/sha256.ts';
 import {
   isSessionId,
   parseSessionStamp,
@@ -88,7 +89,7 @@ export interface SharedServiceSessions extends ServiceSessionsPort {
 
 /** Whether `mac` is the session MAC of (method, body digest, session id, seq) under `secret`. Constant time. */
 export function sessionMacMatches(secret: Uint8Array, req: Pick<AuthRequest, 'method' | 'bodyDigest'>, stamp: SessionStampFields): boolean {
-  const expected = createHmac('sha256', secret).update(sessionStampInput(req.method, req.bodyDigest, stamp.sessionId, stamp.seq)).digest();
+  const expected = hmacSha256(secret, sessionStampInput(req.method, req.bodyDigest, stamp.sessionId, stamp.seq));
   const given = Buffer.from(stamp.mac, 'base64url');
   return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -6,9 +6,9 @@
 // (encoded.test.ts); a response changed after its receipt would fail its receipt anyway.
 
 import { create, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { createHash } from 'node:crypto';
 import { ReceiptSchema, type Receipt } from '../../../proto/gen/openkey/v1/common_pb.ts';
 import { canonicalBytes } from './canonical.ts';
+import { sha256 } from '../core/crypto/sha256.ts';
 import { SignStreamResponseSchema, type SignStreamResponse } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 
 /** Wire bytes of responses encoded while they were receipted. */
@@ -33,7 +33,7 @@ function receiptFieldOf(schema: DescMessage): number | undefined {
 export async function attachReceipt<D extends DescMessage>(schema: D, res: MessageShape<D> & { receipt?: Receipt | undefined }, sign: (responseDigest: Uint8Array) => Receipt | Promise<Receipt>): Promise<void> {
   res.receipt = undefined;
   const body = canonicalBytes(schema, res);
-  const receipt = await sign(new Uint8Array(createHash('sha256').update(body).digest()));
+  const receipt = await sign(sha256(body));
   res.receipt = receipt;
   const field = receiptFieldOf(schema);
   const unknown = (res as { $unknown?: readonly unknown[] }).$unknown;

@@ -4,7 +4,6 @@
 // domain inputs (wire.ts), and each response gets its receipt. No business logic lives here.
 
 import { create, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
-import { createHash } from 'node:crypto';
 import {
   GetImportKeyResponseSchema,
   GetKeyRequestSchema,
@@ -140,6 +139,7 @@ import type { PrincipalService } from '../core/principals.ts';
 import type { ReceiptSigner } from '../core/receipts.ts';
 import { attachReceipt } from './encoded.ts';
 import { canonicalBytes } from './canonical.ts';
+import { sha256 } from '../core/crypto/sha256.ts';
 import type { ServiceSessionsPort } from '../core/service-sessions.ts';
 import type { SignService } from '../core/signing.ts';
 import {
@@ -228,11 +228,11 @@ export const METHODS = {
 
 /** SHA-256 of a message's deterministic protobuf encoding: what stamps and receipts sign. */
 export function messageDigest<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(canonicalBytes(schema, message)).digest());
+  return sha256(canonicalBytes(schema, message));
 }
 
 /** SHA-256 of the empty string: the body digest a SignStream's opening session header covers. */
-const EMPTY_BODY_DIGEST = new Uint8Array(createHash('sha256').digest());
+const EMPTY_BODY_DIGEST = sha256(new Uint8Array(0));
 
 /**
  * A SignStream after its one authentication. transport/sign-stream.ts drives it: it asks
