@@ -1,7 +1,8 @@
 // Summarises a V8 .cpuprofile (from `npm run bench -- --profile`): where the server's CPU time
 // went, as self time by function and by package, and inclusive time by function (each sample
-// counted once per function on its stack). `--skip=S` drops the first S seconds (start-up).
-// Usage: node --import tsx bench/profile-summary.ts FILE [N] [--skip=S]
+// counted once per function on its stack). `--skip=S` drops the first S seconds (start-up);
+// `--until=S` drops everything after S seconds from the start (to look at one phase of a run).
+// Usage: node --import tsx bench/profile-summary.ts FILE [N] [--skip=S] [--until=S]
 
 import { readFileSync } from 'node:fs';
 
@@ -52,9 +53,11 @@ function top(m: Map<string, number>, total: number, n: number): string[] {
 const args = process.argv.slice(2);
 const skipArg = args.find((a) => a.startsWith('--skip='));
 const skipMicros = skipArg === undefined ? 0 : Number(skipArg.slice('--skip='.length)) * 1e6;
+const untilArg = args.find((a) => a.startsWith('--until='));
+const untilMicros = untilArg === undefined ? Infinity : Number(untilArg.slice('--until='.length)) * 1e6;
 const [file, nArg] = args.filter((a) => !a.startsWith('--'));
 if (file === undefined) {
-  process.stderr.write('usage: node --import tsx bench/profile-summary.ts FILE.cpuprofile [N] [--skip=S]\n');
+  process.stderr.write('usage: node --import tsx bench/profile-summary.ts FILE.cpuprofile [N] [--skip=S] [--until=S]\n');
   process.exit(2);
 }
 const parsed: unknown = JSON.parse(readFileSync(file, 'utf8'));
@@ -74,7 +77,7 @@ parsed.samples.forEach((id, i) => {
   const dt = parsed.timeDeltas[i] ?? 0;
   elapsed += dt;
   const node = byId.get(id);
-  if (node === undefined || elapsed < skipMicros) return;
+  if (node === undefined || elapsed < skipMicros || elapsed > untilMicros) return;
   total += dt;
   if (node.callFrame.functionName === '(idle)') {
     idle += dt;
@@ -93,7 +96,7 @@ parsed.samples.forEach((id, i) => {
 });
 const busy = total - idle;
 const out = [
-  `${file}: ${(total / 1e6).toFixed(1)} s sampled${skipMicros > 0 ? ` after the first ${skipMicros / 1e6} s` : ''}, ${((100 * idle) / total).toFixed(1)} % idle; percentages below are of the busy ${(busy / 1e6).toFixed(1)} s (main thread only)`,
+  `${file}: ${(total / 1e6).toFixed(1)} s sampled${skipMicros > 0 ? ` after the first ${skipMicros / 1e6} s` : ''}${untilMicros < Infinity ? ` up to ${untilMicros / 1e6} s` : ''}, ${((100 * idle) / total).toFixed(1)} % idle; percentages below are of the busy ${(busy / 1e6).toFixed(1)} s (main thread only)`,
   '',
   'Self time by package:',
   ...top(pkg, busy, n),
