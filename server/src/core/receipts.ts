@@ -14,7 +14,6 @@ import {
   batchTree,
   receiptLeafHash,
   receiptSigningInput,
-  type Sha256,
 } from '../../../proto/protocol/receipt.ts';
 import { sha256 } from './crypto/sha256.ts';
 import type { UsableKey } from './keys.ts';
@@ -87,8 +86,8 @@ export class ReceiptSigner {
       return [{ ...(requests[0] as ReceiptRequest), version: RECEIPT_VERSION, timeMs, signature: this.identity.sign(inputs[0] as Uint8Array) }];
     }
     const { root, paths } = batchTree(
-      inputs.map((input) => receiptLeafHash(input, nodeSha256)),
-      nodeSha256,
+      inputs.map((input) => receiptLeafHash(input, sha256)),
+      sha256,
     );
     const signature = this.identity.sign(batchSigningInput(root, requests.length));
     return requests.map((r, index) => ({
@@ -100,6 +99,3 @@ export class ReceiptSigner {
     }));
   }
 }
-
-/** SHA-256 through node:crypto's one-shot hash (crypto/sha256.ts), as a plain Uint8Array. */
-const nodeSha256: Sha256 = sha256;
