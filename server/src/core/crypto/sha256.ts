@@ -18,37 +18,22 @@ export function sha256(...parts: readonly Uint8Array[]): Uint8Array {
   return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
 }
 
-/** A key's inner and outer padded blocks, computed once for many MACs under it. */
-export interface HmacKey {
-  readonly inner: Uint8Array;
-  readonly outer: Uint8Array;
-}
-
-/** The padded blocks of an HMAC-SHA256 key (a key longer than the block is hashed first). */
-export function hmacSha256Key(key: Uint8Array): HmacKey {
-  const k = new Uint8Array(BLOCK);
-  k.set(key.length > BLOCK ? sha256(key) : key);
+/** HMAC-SHA256 of `message` under `key`; the key material derived here is zeroed before returning. */
+export function hmacSha256(key: Uint8Array, message: Uint8Array): Uint8Array {
   const inner = new Uint8Array(BLOCK);
   const outer = new Uint8Array(BLOCK);
+  const hashed = key.length > BLOCK ? sha256(key) : undefined; // a key longer than a block is hashed first
+  inner.set(hashed ?? key);
+  hashed?.fill(0);
+  outer.set(inner);
   for (let i = 0; i < BLOCK; i++) {
-    inner[i] = (k[i] as number) ^ 0x36;
-    outer[i] = (k[i] as number) ^ 0x5c;
+    inner[i] = (inner[i] as number) ^ 0x36;
+    outer[i] = (outer[i] as number) ^ 0x5c;
   }
-  k.fill(0);
-  return { inner, outer };
-}
-
-/**
- * HMAC-SHA256 of `message` under `key`: raw bytes (the padded blocks derived here are zeroed
- * before returning), or blocks from `hmacSha256Key`.
- */
-export function hmacSha256(key: Uint8Array | HmacKey, message: Uint8Array): Uint8Array {
-  if (!(key instanceof Uint8Array)) return sha256(key.outer, sha256(key.inner, message));
-  const blocks = hmacSha256Key(key);
   try {
-    return sha256(blocks.outer, sha256(blocks.inner, message));
+    return sha256(outer, sha256(inner, message));
   } finally {
-    blocks.inner.fill(0);
-    blocks.outer.fill(0);
+    inner.fill(0);
+    outer.fill(0);
   }
 }

@@ -7,7 +7,7 @@ import { hmac } from '@noble/hashes/hmac';
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2';
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { hmacSha256, hmacSha256Key, sha256 } from '../sha256.ts';
+import { hmacSha256, sha256 } from '../sha256.ts';
 import { Prng, hex, unhex } from './helpers.ts';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -41,9 +41,8 @@ describe('hmacSha256 against RFC 4231', () => {
     ],
   ];
   for (const [name, key, data, mac] of cases) {
-    it(`test case ${name}, with a raw key and with precomputed blocks`, () => {
+    it(`test case ${name}`, () => {
       expect(hex(hmacSha256(key, data))).toBe(mac);
-      expect(hex(hmacSha256(hmacSha256Key(key), data))).toBe(mac);
     });
   }
 });
