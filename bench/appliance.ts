@@ -1,15 +1,16 @@
-// Runs the appliance under test as a child process, exactly as an operator would start it
-// (`node --import tsx server/src/main.ts`, configured by environment, plus any extra variables the
-// caller passes, e.g. a low OPENKEY_MAX_IN_FLIGHT for the overload phase), optionally pinned to one
-// CPU, on loopback ports of its own and a fresh data directory; waits until it answers, and stops
-// it with SIGTERM (the server drains) before removing the directory.
+// Runs the appliance under test as a child process, exactly as `npm start` runs it (`node
+// --max-semi-space-size=64 --import ./server/boot/register.mjs server/src/main.ts`), configured by
+// environment (plus any extra variables the caller passes, e.g. a low OPENKEY_MAX_IN_FLIGHT for
+// the overload phase), optionally pinned to one CPU, on loopback ports of its own and a fresh data
+// directory; waits until it answers, and stops it with SIGTERM (the server drains) before removing
+// the directory.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NODE_FLAGS } from '../server/src/config.ts';
+import { NODE_FLAGS, SERVER_ARGS } from '../server/src/config.ts';
 import { pinnedCommand } from './proc.ts';
 
 export interface ApplianceProcess {
@@ -99,7 +100,7 @@ export interface StartOptions {
 export async function startApplianceProcess(o: StartOptions): Promise<ApplianceProcess> {
   const dataDir = mkdtempSync(join(o.dataRoot ?? tmpdir(), 'openkey-bench-'));
   const [connectPort, grpcPort] = [await freePort(), await freePort()];
-  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...NODE_FLAGS, ...(o.nodeArgs ?? []), '--import', 'tsx', 'server/src/main.ts']);
+  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...NODE_FLAGS, ...(o.nodeArgs ?? []), ...SERVER_ARGS]);
   const child = spawn(command, args, {
     cwd: o.repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],

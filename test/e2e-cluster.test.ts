@@ -22,7 +22,7 @@ import { SignRequestSchema, type SignResponse } from '../proto/gen/openkey/v1/si
 import { AttestService } from '../proto/gen/openkey/v1/attest_pb.ts';
 import { exportAuditLog } from '../clients/src/cli/audit.ts';
 import { createOpenKeyClient, generateCredentials, openServiceSession, openSignStream, receiptInterceptor, requestDigest, SESSION_HEADER, SignStreamError, type Credentials, type OpenKeyClient } from '../clients/src/index.ts';
-import { NODE_FLAGS } from '../server/src/config.ts';
+import { NODE_FLAGS, SERVER_ARGS } from '../server/src/config.ts';
 import { verifyAuditExport } from '../server/src/core/audit.ts';
 import { startClusterAppliance, type ClusterAppliance } from './support/cluster.ts';
 import { codeOf } from './support/codes.ts';
@@ -93,10 +93,12 @@ describe('cluster: two workers and a store owner', () => {
   it('starts two workers on the same ports, and connections reach both', async () => {
     expect(app.workerPids()).toHaveLength(2);
     expect(new Set(app.workerPids()).size).toBe(2);
-    // The primary was started without the serving V8 flags; the workers run with them anyway.
+    // The primary was started without the serving V8 flags; the workers run with them anyway,
+    // and load the appliance's TypeScript the way the primary does.
     for (const pid of app.workerPids()) {
       const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
       for (const flag of NODE_FLAGS) expect(argv).toContain(flag);
+      expect(argv).toContain(SERVER_ARGS[1]);
     }
     // A call with a malformed stamp is rejected and logged by the worker that took the connection.
     const mark = app.lines.length;

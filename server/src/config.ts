@@ -3,6 +3,7 @@
 // no real TEE is configured, and production (OPENKEY_TEE=dstack) defaults to admin registration.
 
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { fromHex } from './core/bytes.ts';
 import type { PrincipalAlgorithm } from './core/ports.ts';
 import type { RegistrationMode } from './core/principals.ts';
@@ -16,6 +17,17 @@ import type { RegistrationMode } from './core/principals.ts';
  * space grows to at most 128 MiB per process (two semi-spaces) instead of 32 MiB.
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64'];
+
+/**
+ * The arguments after `node [flags]` that run the appliance as `npm start` does: its TypeScript
+ * compiled as it loads by server/boot/register.mjs (esbuild, without tsx's keepNames wrappers),
+ * then server/src/main.ts. Absolute, so they work from any directory.
+ */
+export const SERVER_ARGS: readonly string[] = [
+  '--import',
+  new URL('../boot/register.mjs', import.meta.url).href,
+  fileURLToPath(new URL('./main.ts', import.meta.url)),
+];
 
 /** `args` (a process's execArgv) with every NODE_FLAGS flag that is not already set. */
 export function withNodeFlags(args: readonly string[]): string[] {

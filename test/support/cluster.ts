@@ -1,11 +1,14 @@
-// Starts the appliance as `npm start` does, as its own process tree (`node --import tsx
-// server/src/main.ts`), with OPENKEY_WORKERS workers on loopback port 0, and reads its JSON log
-// lines: the ports from "appliance listening", each worker's pid from "worker listening".
+// Starts the appliance as `npm start` does, as its own process tree (`node --import
+// ./server/boot/register.mjs server/src/main.ts`: config.ts SERVER_ARGS), but without the serving
+// V8 flags, so a test can see that the workers get them anyway. OPENKEY_WORKERS workers listen on
+// loopback port 0; the JSON log lines give the ports ("appliance listening") and each worker's pid
+// ("worker listening").
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SERVER_ARGS } from '../../server/src/config.ts';
 
 export interface LogLine {
   readonly msg?: string;
@@ -35,7 +38,7 @@ export interface ClusterAppliance {
 
 export async function startClusterAppliance(o: { workers: number; dataDir?: string; env?: Record<string, string> }): Promise<ClusterAppliance> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'openkey-cluster-'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+  const child = spawn(process.execPath, [...SERVER_ARGS], {
     env: {
       ...process.env,
       OPENKEY_DATA_DIR: dataDir,
