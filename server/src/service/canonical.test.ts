@@ -18,6 +18,7 @@ import {
   type SignPayload,
   type SignRequest,
   type SignResponse,
+  type SignStreamRequest,
 } from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { canonicalBytes, decodeCanonical, decodeRequest, encodeReceipt, encodeSignBatchRequest, encodeSignBatchResponse, encodeSignRequest, encodeSignResponse } from './canonical.ts';
 
@@ -194,6 +195,17 @@ function decodesLikeFromBinary<D extends DescMessage>(schema: D, bytes: Uint8Arr
   expect(direct).toStrictEqual(ref.m);
   // Only canonical bytes are decoded directly: they are what toBinary writes for the message.
   expect(Buffer.from(toBinary(schema, direct)).equals(Buffer.from(bytes))).toBe(true);
+  // So the message's digest input is the received bytes themselves, not a second encoding; a
+  // stream message's SignRequest (which has a digest of its own) is the span it came from.
+  const again = canonicalBytes(schema, direct);
+  expect(Buffer.from(again).equals(Buffer.from(bytes))).toBe(true);
+  expect(again.buffer).toBe(bytes.buffer);
+  const inner = schema.typeName === SignStreamRequestSchema.typeName ? (direct as SignStreamRequest).request : undefined;
+  if (inner !== undefined) {
+    const innerBytes = canonicalBytes(SignRequestSchema, inner);
+    expect(Buffer.from(innerBytes).equals(Buffer.from(toBinary(SignRequestSchema, inner)))).toBe(true);
+    expect(innerBytes.buffer).toBe(bytes.buffer);
+  }
   return 'direct';
 }
 
@@ -261,6 +273,21 @@ describe('direct decoding of canonical signing requests', () => {
     ];
     for (const c of cases) expect(decodesLikeFromBinary(SignRequestSchema, Uint8Array.from(c))).toBe('fallback');
     expect(decodesLikeFromBinary(SignStreamRequestSchema, Uint8Array.from([0x08, 0x00]))).toBe('fallback'); // id 0 written out
+  });
+
+  it('a changed copy of a decoded request is encoded afresh: only the decoded object itself stands for its bytes', () => {
+    const original = create(SignRequestSchema, { keyId: 'key_a', payload: { kind: { case: 'personalMessage', value: { message: Uint8Array.of(1, 2, 3) } } } });
+    const bytes = toBinary(SignRequestSchema, original);
+    const decoded = decodeCanonical(SignRequestSchema, bytes);
+    expect(decoded).toBeDefined();
+    const copy = { ...(decoded as SignRequest), keyId: 'key_b' };
+    const expected = toBinary(SignRequestSchema, copy);
+    expect(Buffer.from(canonicalBytes(SignRequestSchema, copy)).equals(Buffer.from(expected))).toBe(true);
+    expect(Buffer.from(expected).equals(Buffer.from(bytes))).toBe(false);
+    // A message that came through fromBinary (not canonical) is encoded canonically, not echoed.
+    const loose = Uint8Array.from([0x12, 0x07, 0x0a, 0x05, 0x0a, 0x03, 1, 2, 3, 0x0a, 0x05, ...Buffer.from('key_a')]); // payload before key id
+    const viaFallback = decodeRequest(SignRequestSchema, loose);
+    expect(Buffer.from(canonicalBytes(SignRequestSchema, viaFallback)).equals(Buffer.from(bytes))).toBe(true);
   });
 
   it('mutated encodings: whatever fromBinary accepts decodes the same, whatever it refuses is refused', () => {

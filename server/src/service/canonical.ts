@@ -9,6 +9,8 @@
 // member of a oneof written even when empty. canonical.test.ts checks equality against `toBinary`
 // on every shape they handle. What they do not handle (unknown fields, a passkey approval, a value
 // out of the fast range) makes them return undefined, and `canonicalBytes` falls back to `toBinary`.
+// The signing requests are also decoded directly when the received bytes are canonical, and then
+// those bytes are the request's canonical encoding: its digest needs no second encoding.
 
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from '@bufbuild/protobuf';
 import { ReceiptSchema, type Receipt } from '../../../proto/gen/openkey/v1/common_pb.ts';
@@ -34,11 +36,26 @@ import {
 const WIRE_VARINT = 0;
 const WIRE_LEN = 2;
 
-/** The deterministic encoding of `message`: a direct encoder when one covers it, else `toBinary`. */
+/**
+ * The deterministic encoding of `message`: the bytes it was decoded from when the direct decoders
+ * took it (they accept canonical bytes only), else a direct encoder when one covers it, else
+ * `toBinary`.
+ */
 export function canonicalBytes<D extends DescMessage>(schema: D, message: MessageShape<D>): Uint8Array {
+  const seen = received.get(message);
+  if (seen !== undefined) return seen;
   const direct = DIRECT.get(schema.typeName) as ((m: MessageShape<D>) => Uint8Array | undefined) | undefined;
   return (direct === undefined ? undefined : direct(message)) ?? toBinary(schema, message);
 }
+
+/**
+ * Requests the direct decoders took, and the bytes each came from: its canonical encoding, since
+ * the decoders refuse anything else, so a request's digest costs no second encoding. Keyed by the
+ * object itself: a copy (`{ ...req, approval: undefined }`) or a message built any other way is
+ * encoded as before. A decoded request's fields are views of those same bytes, and nothing changes
+ * a request after decoding.
+ */
+const received = new WeakMap<object, Uint8Array>();
 
 type Direct = (message: never) => Uint8Array | undefined;
 
@@ -342,7 +359,9 @@ export function decodeCanonical<D extends DescMessage>(schema: D, bytes: Uint8Ar
   if (direct === undefined) return undefined;
   const r = new Reader(bytes, 0, bytes.length);
   const m = direct(r);
-  return m !== undefined && r.atEnd() ? m : undefined;
+  if (m === undefined || !r.atEnd()) return undefined;
+  received.set(m, bytes);
+  return m;
 }
 
 const DECODERS = new Map<string, (r: Reader) => object | undefined>([
@@ -374,8 +393,11 @@ function readSignStreamRequest(r: Reader): SignStreamRequest | undefined {
     tag = r.next();
   }
   if (tag === ((2 << 3) | WIRE_LEN)) {
-    const request = r.message(readSignRequest);
-    if (request === undefined) return undefined;
+    // Each stream message's SignRequest has a digest of its own (what its receipt covers).
+    const inner = r.sub();
+    const request = inner === undefined ? undefined : readSignRequest(inner);
+    if (inner === undefined || request === undefined || !inner.atEnd()) return undefined;
+    received.set(request, inner.contents());
     m.request = request;
     tag = r.next();
   }
@@ -455,10 +477,15 @@ function readTypedData(r: Reader): TypedData | undefined {
 class Reader {
   constructor(
     private readonly buf: Uint8Array,
-    start: number,
+    private readonly start: number,
     private readonly end: number,
     private at = start,
   ) {}
+
+  /** All the bytes this reader covers, as a view of the input. */
+  contents(): Uint8Array {
+    return this.buf.subarray(this.start, this.end);
+  }
 
   atEnd(): boolean {
     return this.at >= this.end;
