@@ -44,6 +44,11 @@ describe('server/boot: the appliance TypeScript, compiled as it loads', () => {
     expect(r.stack).toContain(`fixture.ts:${line}:`);
   });
 
+  it('compiles a module imported after start-up, when the idle compiler process has been stopped', async () => {
+    const { stdout } = await run(process.execPath, ['--import', register, fixture('late-import.ts')]);
+    expect(stdout.trim()).toBe('42');
+  });
+
   it('fails a file that does not compile with the compiler error, naming the file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'openkey-boot-'));
     try {

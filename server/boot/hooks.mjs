@@ -5,7 +5,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { transform } from 'esbuild';
+import { stop, transform } from 'esbuild';
 
 const tsconfig = JSON.parse(await readFile(new URL('../../tsconfig.json', import.meta.url), 'utf8'));
 
@@ -18,17 +18,30 @@ const compilerOptions = {
 
 const TS = /\.(?:ts|mts)$/;
 
+// esbuild compiles in a child process of its own. Once no file has been compiled for a second and
+// none is being compiled (start-up is over), it is stopped, so a running appliance keeps no compiler
+// process beside it; a later import starts it again.
+const IDLE_MS = 1000;
+let idle;
+let compiling = 0;
+
 export async function load(url, context, nextLoad) {
   if (!url.startsWith('file:') || !TS.test(new URL(url).pathname)) return nextLoad(url, context);
   const path = fileURLToPath(url);
   const source = await readFile(path, 'utf8');
-  const out = await transform(source, {
-    loader: 'ts',
-    format: 'esm',
-    target: `node${process.versions.node}`,
-    sourcemap: 'inline',
-    sourcefile: path,
-    tsconfigRaw: { compilerOptions },
-  });
-  return { format: 'module', source: out.code, shortCircuit: true };
+  clearTimeout(idle);
+  compiling++;
+  try {
+    const out = await transform(source, {
+      loader: 'ts',
+      format: 'esm',
+      target: `node${process.versions.node}`,
+      sourcemap: 'inline',
+      sourcefile: path,
+      tsconfigRaw: { compilerOptions },
+    });
+    return { format: 'module', source: out.code, shortCircuit: true };
+  } finally {
+    if (--compiling === 0) idle = setTimeout(() => void stop(), IDLE_MS).unref();
+  }
 }

@@ -5,7 +5,7 @@
 // A build failure is logged and the page answers 503; the appliance itself keeps serving RPCs.
 
 import type { ConnectNodeAdapterOptions } from '@connectrpc/connect-node';
-import { build } from 'esbuild';
+import { build, stop } from 'esbuild';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../adapters/logger.ts';
@@ -42,6 +42,8 @@ export function loadWebPage(logger: Logger): Promise<WebPage> {
 }
 
 async function buildWebPage(): Promise<WebPage> {
+  // esbuild's compiler process is stopped once the page is built: nothing else in the serving
+  // process uses it, and the appliance keeps no idle compiler beside it.
   const [html, bundle] = await Promise.all([
     readFile(new URL('index.html', WEB_DIR)),
     build({
@@ -56,7 +58,7 @@ async function buildWebPage(): Promise<WebPage> {
       legalComments: 'eof',
       write: false,
       logLevel: 'silent',
-    }),
+    }).finally(() => stop()),
   ]);
   const script = bundle.outputFiles[0];
   if (bundle.outputFiles.length !== 1 || script === undefined) throw new Error(`esbuild produced ${bundle.outputFiles.length} files, expected 1`);
