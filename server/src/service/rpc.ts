@@ -160,7 +160,9 @@ import {
   receiptToWire,
   sessionToWire,
   signedHeadToWire,
+  signBatchResponseToWire,
   signItemFromWire,
+  signResponseToWire,
   usageRuleFromWire,
 } from './wire.ts';
 
@@ -287,7 +289,7 @@ export class ApplianceRpc {
     const item = await afterAuth(auth, () => signItemFromWire(req));
     const approval = this.approvalOf(METHODS.sign, SignRequestSchema, req);
     const sig = await this.core.signing.sign(auth, item, approval);
-    const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
+    const res = signResponseToWire(sig);
     await this.attachReceipt(ar, SignResponseSchema, res, sig.keyId);
     return res;
   }
@@ -303,9 +305,7 @@ export class ApplianceRpc {
     const items = await afterAuth(auth, () => req.items.map(signItemFromWire));
     const approval = this.approvalOf(METHODS.signBatch, SignBatchRequestSchema, req);
     const sigs = await this.core.signing.signBatch(auth, items, approval);
-    const res = create(SignBatchResponseSchema, {
-      results: sigs.map((s) => create(SignResponseSchema, { signature: s.signature, digest: s.digest, keyId: s.keyId })),
-    });
+    const res = signBatchResponseToWire(sigs);
     await this.attachReceipt(ar, SignBatchResponseSchema, res, '');
     return res;
   }
@@ -340,7 +340,7 @@ export class ApplianceRpc {
     const requestDigest = messageDigest(SignRequestSchema, req);
     const auth: Authenticated = { ...opened, requestDigest, nonceChanges: [], signal };
     const sig = await this.core.signing.sign(auth, signItemFromWire(req));
-    const res = create(SignResponseSchema, { signature: sig.signature, digest: sig.digest, keyId: sig.keyId });
+    const res = signResponseToWire(sig);
     await this.attachReceipt({ method: METHODS.signStream, bodyDigest: requestDigest }, SignResponseSchema, res, sig.keyId);
     return res;
   }

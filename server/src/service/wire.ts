@@ -10,7 +10,14 @@ import {
   PrincipalSchema,
   type Principal,
 } from '../../../proto/gen/openkey/v1/principals_pb.ts';
-import type { SignPayload as WireSignPayload, SignRequest } from '../../../proto/gen/openkey/v1/signing_pb.ts';
+import {
+  SignBatchResponseSchema,
+  SignResponseSchema,
+  type SignBatchResponse,
+  type SignPayload as WireSignPayload,
+  type SignRequest,
+  type SignResponse,
+} from '../../../proto/gen/openkey/v1/signing_pb.ts';
 import { AppInfoSchema, AttestResponseSchema, type AttestResponse } from '../../../proto/gen/openkey/v1/attest_pb.ts';
 import {
   AuditRecordSchema,
@@ -56,7 +63,7 @@ import { OpenKeyError } from '../core/errors.ts';
 import type { KeyView } from '../core/keys.ts';
 import type { KeyAlgorithm, PrincipalAlgorithm, PrincipalRecord } from '../core/ports.ts';
 import type { SignedReceipt } from '../core/receipts.ts';
-import type { SignItem, SignPayload } from '../core/signing.ts';
+import type { Signature, SignItem, SignPayload } from '../core/signing.ts';
 
 export function keyAlgorithmFromWire(a: WireKeyAlgorithm): KeyAlgorithm {
   switch (a) {
@@ -125,6 +132,20 @@ export function receiptToWire(r: SignedReceipt): Receipt {
     signature: r.signature,
     ...(r.batch === undefined ? {} : { batchIndex: r.batch.index, batchSize: r.batch.size, batchPath: [...r.batch.path] }),
   });
+}
+
+/**
+ * A signature as the SignResponse that carries it: the object `create(SignResponseSchema, …)`
+ * builds (wire.test.ts checks they are equal), written out, since `create` walks the schema and
+ * every signature passes through here.
+ */
+export function signResponseToWire(s: Signature): SignResponse {
+  return { $typeName: SignResponseSchema.typeName, signature: s.signature, digest: s.digest, keyId: s.keyId };
+}
+
+/** A batch's signatures as its SignBatchResponse, built as signResponseToWire builds each. */
+export function signBatchResponseToWire(sigs: readonly Signature[]): SignBatchResponse {
+  return { $typeName: SignBatchResponseSchema.typeName, results: sigs.map(signResponseToWire) };
 }
 
 export function signItemFromWire(req: SignRequest): SignItem {
