@@ -68,11 +68,38 @@ describe('CanonicalWriter', () => {
     for (const v of STRINGS) expect(written('t', [{ kind: 'string', v }])).toEqual(reference('t', [{ kind: 'string', v }]));
   });
 
-  it('refuses what BigInt refuses, and hands out a result of its own', () => {
+  it('refuses fractions and values outside 0 … 2^64 − 1; finish hands out a result of its own and ends the writer', () => {
     expect(() => new CanonicalWriter('t').u64(1.5)).toThrow(RangeError);
+    // Out of range is refused, not wrapped modulo 2^64.
+    for (const v of [-1, -1n, 2n ** 64n, -(2n ** 63n)]) expect(() => new CanonicalWriter('t').u64(v)).toThrow(RangeError);
     const w = new CanonicalWriter('t').bytes(new Uint8Array([1, 2]));
     const a = w.finish();
+    expect(a).toEqual(reference('t', [{ kind: 'bytes', v: new Uint8Array([1, 2]) }]));
+    expect(() => w.finish()).toThrow(/already finished/);
+    expect(() => w.string('more')).toThrow(/already finished/);
+    // The next writer builds in the buffer this one gave back; the result handed out is not it.
+    const b = new CanonicalWriter('t').string('other').finish();
+    expect(a).toEqual(reference('t', [{ kind: 'bytes', v: new Uint8Array([1, 2]) }]));
     a.fill(0);
-    expect(w.finish()).toEqual(reference('t', [{ kind: 'bytes', v: new Uint8Array([1, 2]) }]));
+    expect(b).toEqual(reference('t', [{ kind: 'string', v: 'other' }]));
+    expect(new CanonicalWriter('t').string('other').finish()).toEqual(b);
+  });
+
+  it('writers built inside one another, or abandoned half-way, leave every other result intact', () => {
+    for (let i = 0; i < 200; i++) {
+      const outer = [randomField(), randomField()];
+      const inner = [randomField(), randomField(), randomField()];
+      const w = new CanonicalWriter('outer');
+      for (const f of outer.slice(0, 1)) written('x', [f]); // a writer started and finished meanwhile
+      const nested = written('inner', inner); // another built while `w` is open
+      if (i % 3 === 0) expect(() => new CanonicalWriter('abandoned').string('x'.repeat(i)).u64(-1)).toThrow(RangeError);
+      for (const f of outer) {
+        if (f.kind === 'bytes') w.bytes(f.v);
+        else if (f.kind === 'string') w.string(f.v);
+        else w.u64(f.v);
+      }
+      expect(Buffer.from(w.finish()).equals(Buffer.from(reference('outer', outer)))).toBe(true);
+      expect(Buffer.from(nested).equals(Buffer.from(reference('inner', inner)))).toBe(true);
+    }
   });
 });

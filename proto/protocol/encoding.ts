@@ -4,16 +4,44 @@
 
 const encoder = new TextEncoder();
 
+/** A buffer and its view, lent to one writer at a time. */
+interface Scratch {
+  readonly buf: Uint8Array;
+  readonly view: DataView;
+}
+
+function scratch(size: number): Scratch {
+  const buf = new Uint8Array(size);
+  return { buf, view: new DataView(buf.buffer) };
+}
+
+/**
+ * The buffer the next writer builds in. Signing inputs are built one after another, each finished
+ * before the next starts, so one buffer serves them all and building an input allocates only its
+ * result. A writer that finds it taken (one built inside another, or one abandoned unfinished)
+ * allocates its own, and a finishing writer puts its buffer here when the place is empty.
+ */
+let spare: Scratch | undefined;
+/** Buffers larger than this (grown for an unusually long input) are not kept. */
+const MAX_SPARE_BYTES = 4096;
+const SPENT: Scratch = scratch(0);
+const MAX_U64 = 2n ** 64n - 1n;
+
 /**
  * A builder for `tag ‖ field…` where variable fields are u32-BE length-prefixed. It writes into
- * one growing buffer (these inputs are built on every request, so no per-field allocations).
+ * one growing buffer, borrowed when it can be (these inputs are built on every request). `finish`
+ * hands out the bytes and ends the writer: using it again throws.
  */
 export class CanonicalWriter {
-  private buf = new Uint8Array(256);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array;
+  private view: DataView;
   private size = 0;
 
   constructor(tag: string) {
+    const lent = spare ?? scratch(256);
+    spare = undefined;
+    this.buf = lent.buf;
+    this.view = lent.view;
     this.string(tag);
   }
 
@@ -43,17 +71,26 @@ export class CanonicalWriter {
       this.view.setUint32(this.size, Math.floor(n / 0x1_0000_0000));
       this.view.setUint32(this.size + 4, n >>> 0);
     } else {
-      this.view.setBigUint64(this.size, BigInt(n));
+      const v = BigInt(n); // a fraction throws here
+      if (v < 0n || v > MAX_U64) throw new RangeError(`u64 out of range: ${String(n)}`);
+      this.view.setBigUint64(this.size, v);
     }
     this.size += 8;
     return this;
   }
 
+  /** The bytes written (a copy of the writer's own). The writer is spent: using it again throws. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.size);
+    if (this.view === SPENT.view) throw new Error('CanonicalWriter: already finished');
+    const out = this.buf.slice(0, this.size);
+    if (spare === undefined && this.buf.length <= MAX_SPARE_BYTES) spare = { buf: this.buf, view: this.view };
+    this.buf = SPENT.buf;
+    this.view = SPENT.view;
+    return out;
   }
 
   private reserve(n: number): void {
+    if (this.view === SPENT.view) throw new Error('CanonicalWriter: already finished');
     if (this.size + n <= this.buf.length) return;
     let capacity = this.buf.length * 2;
     while (capacity < this.size + n) capacity *= 2;
