@@ -26,7 +26,7 @@ import { NODE_FLAGS, SERVER_ARGS } from '../server/src/config.ts';
 import { verifyAuditExport } from '../server/src/core/audit.ts';
 import { startClusterAppliance, type ClusterAppliance } from './support/cluster.ts';
 import { codeOf } from './support/codes.ts';
-import { descendantsOf } from './support/processes.ts';
+import { descendantsGone, descendantsOf } from './support/processes.ts';
 
 const SIGN = '/openkey.v1.SignService/Sign';
 const CLOSE_SESSION = '/openkey.v1.PrincipalService/CloseSession';
@@ -112,11 +112,8 @@ describe('cluster: two workers and a store owner', () => {
 
   it('keeps no compiler process beside the running tree (server/boot stops esbuild once start-up is over)', async () => {
     const pid = app.process.pid as number;
-    const tree = () => descendantsOf(pid);
-    expect(tree().filter((p) => p.command.includes('server/src/main.ts'))).toHaveLength(2); // the workers
-    const compilers = () => tree().filter((p) => p.command.includes('esbuild'));
-    for (let i = 0; i < 50 && compilers().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(compilers()).toEqual([]);
+    expect(descendantsOf(pid).filter((p) => p.command.includes('server/src/main.ts'))).toHaveLength(2); // the workers
+    expect(await descendantsGone(pid, (p) => p.command.includes('esbuild'))).toEqual([]);
   });
 
   it('signs on every worker: viem recovers each signature, every receipt verifies under the one identity key', async () => {

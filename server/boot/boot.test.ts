@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SERVER_ARGS } from '../src/config.ts';
 
 const run = promisify(execFile);
@@ -21,24 +21,25 @@ interface Report {
 }
 
 describe('server/boot: the appliance TypeScript, compiled as it loads', () => {
-  it('runs the forms the appliance uses: parameter properties, class fields, type-only imports, .ts imports', async () => {
+  // The fixture runs once; the tests below read different parts of its report.
+  let r: Report;
+  beforeAll(async () => {
     const { stdout } = await run(process.execPath, ['--import', register, fixture('fixture.ts')]);
-    const r = JSON.parse(stdout) as Report;
+    r = JSON.parse(stdout) as Report;
+  });
+
+  it('runs the forms the appliance uses: parameter properties, class fields, type-only imports, .ts imports', () => {
     expect(r.counter).toEqual([15, 20]);
     expect(r.now).toBe(7);
     expect(r.digest).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'); // FIPS 180-4 "abc"
   });
 
-  it('keeps the names V8 gives functions without wrapping them (no keepNames helper in the code)', async () => {
-    const { stdout } = await run(process.execPath, ['--import', register, fixture('fixture.ts')]);
-    const r = JSON.parse(stdout) as Report;
+  it('keeps the names V8 gives functions without wrapping them (no keepNames helper in the code)', () => {
     expect(r.names).toEqual(['double', 'Counter', 'failHere']);
     for (const source of r.compiled) expect(source).not.toMatch(/__name/);
   });
 
-  it('maps stack traces to the .ts source', async () => {
-    const { stdout } = await run(process.execPath, ['--import', register, fixture('fixture.ts')]);
-    const r = JSON.parse(stdout) as Report;
+  it('maps stack traces to the .ts source', () => {
     const line = readFileSync(fixture('fixture.ts'), 'utf8').split('\n').findIndex((l) => l.includes("throw new Error('from the fixture')")) + 1;
     expect(line).toBeGreaterThan(0);
     expect(r.stack).toContain(`fixture.ts:${line}:`);

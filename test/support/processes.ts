@@ -39,3 +39,13 @@ export function descendantsOf(root: number): ProcessInfo[] {
   }
   return found;
 }
+
+/** The descendants of `root` that `matches`, once none is left or after `timeoutMs` (those left). */
+export async function descendantsGone(root: number, matches: (p: ProcessInfo) => boolean, timeoutMs = 5000): Promise<ProcessInfo[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const left = descendantsOf(root).filter(matches);
+    if (left.length === 0 || Date.now() >= deadline) return left;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { descendantsOf } from '../../../test/support/processes.ts';
+import { descendantsGone } from '../../../test/support/processes.ts';
 import { createLogger } from '../adapters/logger.ts';
 import { loadWebPage } from './web-page.ts';
 
@@ -16,8 +16,6 @@ describe('the web page build', () => {
     expect(await loadWebPage(logger)).toBe(page); // built once per process
     expect(logged).toEqual([]);
     // esbuild compiled in a child process of this one; it was stopped once the bundle was made.
-    const compilers = () => descendantsOf(process.pid).filter((p) => p.command.includes('esbuild'));
-    for (let i = 0; i < 50 && compilers().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(compilers()).toEqual([]);
+    expect(await descendantsGone(process.pid, (p) => p.command.includes('esbuild'))).toEqual([]);
   });
 });
