@@ -1,5 +1,6 @@
 // Runs the appliance under test as a child process, exactly as `npm start` runs it (`node
-// --max-semi-space-size=64 --import ./server/boot/register.mjs server/src/main.ts`), configured by
+// --max-semi-space-size=64 --import ./server/boot/register.mjs server/src/main.ts`) plus V8's
+// --trace-gc (one stdout line per collection, read here as the server's GC pauses), configured by
 // environment (plus any extra variables the caller passes, e.g. a low OPENKEY_MAX_IN_FLIGHT for
 // the overload phase), optionally pinned to one CPU, on loopback ports of its own and a fresh data
 // directory; waits until it answers, and stops it with SIGTERM (the server drains) before removing
@@ -11,6 +12,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_FLAGS, SERVER_ARGS } from '../server/src/config.ts';
+import { parseGcLine, summarizeGc, type GcEvent, type GcSummary } from './gc-trace.ts';
 import { pinnedCommand } from './proc.ts';
 
 export interface ApplianceProcess {
@@ -20,6 +22,8 @@ export interface ApplianceProcess {
   readonly grpcPort: number;
   /** The last lines the server wrote (stdout and stderr), for diagnosing failures. */
   logTail(): string;
+  /** Its GC pauses whose --trace-gc lines arrived between the two wall-clock times (ms). */
+  gcBetween(fromEpochMs: number, toEpochMs: number): GcSummary;
   /** SIGTERM, then SIGKILL after `graceMs`; removes the data directory. */
   stop(graceMs?: number): Promise<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>;
 }
@@ -27,6 +31,8 @@ export interface ApplianceProcess {
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 60_000;
 const LOG_LINES_KEPT = 200;
+/** GC lines kept per appliance: a default run's appliance collects a few hundred times. */
+const GC_EVENTS_KEPT = 100_000;
 
 /** A loopback port that was free a moment ago (the server binds it right after). */
 function freePort(): Promise<number> {
@@ -100,7 +106,7 @@ export interface StartOptions {
 export async function startApplianceProcess(o: StartOptions): Promise<ApplianceProcess> {
   const dataDir = mkdtempSync(join(o.dataRoot ?? tmpdir(), 'openkey-bench-'));
   const [connectPort, grpcPort] = [await freePort(), await freePort()];
-  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...NODE_FLAGS, ...(o.nodeArgs ?? []), ...SERVER_ARGS]);
+  const { command, args } = pinnedCommand(o.cpu, [process.execPath, ...NODE_FLAGS, '--trace-gc', ...(o.nodeArgs ?? []), ...SERVER_ARGS]);
   const child = spawn(command, args, {
     cwd: o.repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -118,10 +124,17 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
     },
   });
   const lines: string[] = [];
+  const gcEvents: GcEvent[] = [];
   let listening = false;
   const collect = (chunk: Buffer) => {
     for (const line of chunk.toString('utf8').split('\n')) {
       if (line === '') continue;
+      // V8's --trace-gc lines (one per collection) are measurements, not log: kept apart.
+      const gc = parseGcLine(line, Date.now());
+      if (gc !== undefined) {
+        if (gcEvents.length < GC_EVENTS_KEPT) gcEvents.push(gc);
+        continue;
+      }
       if (line.includes('"msg":"appliance listening"')) listening = true;
       lines.push(line);
       if (lines.length > LOG_LINES_KEPT) lines.shift();
@@ -168,5 +181,6 @@ export async function startApplianceProcess(o: StartOptions): Promise<ApplianceP
     await stop(2_000);
     throw new Error(`pid ${pid} is "${comm}", not the node server`);
   }
-  return { pid, host: HOST, connectPort, grpcPort, logTail, stop };
+  const gcBetween = (from: number, to: number) => summarizeGc(gcEvents, from, to);
+  return { pid, host: HOST, connectPort, grpcPort, logTail, gcBetween, stop };
 }

@@ -45,6 +45,12 @@ export interface Row {
   readonly errorCount: number;
   readonly preflight: readonly string[];
   readonly poolExhausted: boolean;
+  /** The server's GC in the window (bench/gc-trace.ts), medians over the runs: collections, their
+   * summed pause and the longest single stop (ms); and the longest stop of any run. NaN without a trace. */
+  readonly gcCount: number;
+  readonly gcTotalPauseMs: number;
+  readonly gcLongestStopMs: number;
+  readonly gcLongestStopMaxMs: number;
 }
 
 export function aggregate(scenario: Scenario, runs: readonly RunResult[], micro: readonly MicroResult[]): Row {
@@ -86,6 +92,10 @@ export function aggregate(scenario: Scenario, runs: readonly RunResult[], micro:
     errorCount: Object.values(errors).reduce((a, b) => a + b, 0),
     preflight: runs.map((r) => r.preflight),
     poolExhausted: runs.some((r) => r.poolExhausted),
+    gcCount: m((r) => r.serverGc?.count ?? Number.NaN),
+    gcTotalPauseMs: m((r) => r.serverGc?.totalPauseMs ?? Number.NaN),
+    gcLongestStopMs: m((r) => r.serverGc?.longestStopMs ?? Number.NaN),
+    gcLongestStopMaxMs: Math.max(...runs.map((r) => r.serverGc?.longestStopMs ?? Number.NaN)),
   };
 }
 
@@ -212,6 +222,11 @@ function rateCell(r: Row): string {
   return r.runs.length > 1 ? `**${fmtInt(r.signaturesPerSec)}** (${fmtRange(r.signaturesPerSecRuns, 0)})` : `**${fmtInt(r.signaturesPerSec)}**`;
 }
 
+/** "N · longest · total" of a row's GC in its window, medians over its runs. */
+function gcCell(r: Row): string {
+  return Number.isNaN(r.gcCount) ? '–' : `${fmt(r.gcCount, 0)} · ${fmt(r.gcLongestStopMs, 1)} · ${fmt(r.gcTotalPauseMs, 0)}`;
+}
+
 function maxLine(m: MaxThroughput): string {
   return `${fmtInt(m.signaturesPerSec)} sig/s (gRPC Sign EIP-191, session, C = ${m.concurrency}: the best median of the sweep)`;
 }
@@ -219,18 +234,18 @@ function maxLine(m: MaxThroughput): string {
 export function halfMaxTable(h: HalfMaxPhase): string {
   const r = h.row;
   return [
-    '| load | offered req/s | signatures/s (median, min–max) | p50 / p90 / p99 ms (from scheduled send) | server CPU (kernel; main thread) | server µs/sig | send lag p99 ms | errors |',
-    '|---|---:|---:|---|---:|---:|---:|---|',
-    `| gRPC Sign EIP-191, session, open loop at ${fmt(100 * h.fraction, 0)} % of max = ${fmtInt(h.targetPerSec)} req/s | ${fmtInt(r.offeredPerSec)} | ${rateCell(r)} | ${latencyCell(r)} | ${cpuCell(r)} | ${fmt(r.serverMicrosPerSignature, 0)} | ${fmt(r.sendLagP99Ms, 2)} | ${errorCell(r)} |`,
+    '| load | offered req/s | signatures/s (median, min–max) | p50 / p90 / p99 ms (from scheduled send) | server CPU (kernel; main thread) | server µs/sig | server GC: collections · longest stop ms · total pause ms | send lag p99 ms | errors |',
+    '|---|---:|---:|---|---:|---:|---:|---:|---|',
+    `| gRPC Sign EIP-191, session, open loop at ${fmt(100 * h.fraction, 0)} % of max = ${fmtInt(h.targetPerSec)} req/s | ${fmtInt(r.offeredPerSec)} | ${rateCell(r)} | ${latencyCell(r)} | ${cpuCell(r)} | ${fmt(r.serverMicrosPerSignature, 0)} | ${gcCell(r)} | ${fmt(r.sendLagP99Ms, 2)} | ${errorCell(r)} |`,
   ].join('\n');
 }
 
 export function overloadTable(ov: OverloadPhase): string {
   const row = (label: string, r: Row, offered: string, rss: string) =>
-    `| ${label} | ${offered} | ${rateCell(r)} | ${fmtInt(r.failedPerSec)} | ${latencyCell(r)} | ${cpuCell(r)} | ${rss} | ${errorCell(r)} |`;
+    `| ${label} | ${offered} | ${rateCell(r)} | ${fmtInt(r.failedPerSec)} | ${latencyCell(r)} | ${cpuCell(r)} | ${gcCell(r)} | ${rss} | ${errorCell(r)} |`;
   return [
-    '| load | offered req/s | completed sig/s | refused/s | p50 / p90 / p99 ms (successful calls) | server CPU (kernel; main thread) | server peak RSS (VmHWM) | errors (warm-up included) |',
-    '|---|---:|---:|---:|---|---:|---:|---|',
+    '| load | offered req/s | completed sig/s | refused/s | p50 / p90 / p99 ms (successful calls) | server CPU (kernel; main thread) | server GC: collections · longest stop ms · total pause ms | server peak RSS (VmHWM) | errors (warm-up included) |',
+    '|---|---:|---:|---:|---|---:|---:|---:|---|',
     row(`${ov.atBound.scenario.label ?? ov.atBound.scenario.id}`, ov.atBound, '–', `${mib(ov.peakRssBeforeKiB)} MiB (before)`),
     row(`open loop at ${fmt(ov.factor, 0)} × max = ${fmtInt(ov.targetPerSec)} req/s`, ov.row, fmtInt(ov.row.offeredPerSec), `${mib(ov.peakRssAfterKiB)} MiB (after)`),
   ].join('\n');
@@ -291,7 +306,7 @@ export function renderMarkdown(rec: BenchRecord): string {
     if (bestRow !== undefined) {
       const more = hm.row.serverMicrosPerSignature > 1.1 * bestRow.serverMicrosPerSignature;
       parts.push(
-        `At this rate the appliance used ${fmt(hm.row.serverCpuPct, 0)} % of its core, ${fmt(hm.row.serverMicrosPerSignature, 0)} µs per signature against ${fmt(bestRow.serverMicrosPerSignature, 0)} µs at C = ${bestRow.scenario.concurrency}${more ? ': with few calls in flight each signature costs more (compare the sweep’s low-C rows), so half of the best rate takes more than half of a core' : ''}. Most calls in flight at once: ${hm.row.peakInFlight}.`,
+        `At this rate the appliance used ${fmt(hm.row.serverCpuPct, 0)} % of its core, ${fmt(hm.row.serverMicrosPerSignature, 0)} µs per signature against ${fmt(bestRow.serverMicrosPerSignature, 0)} µs at C = ${bestRow.scenario.concurrency}${more ? ': with few calls in flight each signature costs more (compare the sweep’s low-C rows), so half of the best rate takes more than half of a core' : ''}. Most calls in flight at once: ${hm.row.peakInFlight}.${Number.isNaN(hm.row.gcCount) ? '' : ` In each window the collector stopped the JavaScript thread ${fmt(hm.row.gcCount, 0)} times (median), ${fmt(hm.row.gcTotalPauseMs, 0)} ms in all, the longest stop ${fmt(hm.row.gcLongestStopMs, 1)} ms (${fmt(hm.row.gcLongestStopMaxMs, 1)} ms in the worst window): every call in flight waits out a stop, and at this load the queue it leaves takes several times its length to drain.`}`,
         '',
       );
     }
@@ -339,6 +354,12 @@ export function renderMarkdown(rec: BenchRecord): string {
   if (sweep.length > 0) {
     parts.push(
       `- **Generator CPU per request** (one Node process on one core, which bounds the unbatched rate it can measure): gRPC Sign ${generatorCosts(sweep)} µs${connectSign.length > 0 ? `; Connect Sign (autocannon) ${generatorCosts(connectSign)} µs` : ''} — so this generator can issue at most ≈ ${fmtInt(1e6 / cheapestGrpc)} unbatched gRPC calls/s. ${bestSweep === undefined ? '' : `At the best sweep rate (C = ${bestSweep.scenario.concurrency}) it used ${fmt(bestSweep.generatorCpuPct, 0)} % of its core while the server used ${fmt(bestSweep.serverCpuPct, 0)} % of its own.`}`,
+    );
+  }
+  const traced = rec.rows.filter((r) => !Number.isNaN(r.gcCount));
+  if (traced.length > 0) {
+    parts.push(
+      `- **Server GC** (the appliance runs with V8's \`--trace-gc\`; one line per collection, matched to the window by wall clock; bench/gc-trace.ts): a collection's pause stops the JavaScript thread, so no call finishes during it. Longest stop in a window, median over the rounds: ${traced.map((r) => `${r.scenario.id} ${fmt(r.gcLongestStopMs, 1)}`).join(', ')} ms.`,
     );
   }
   const extraPeaks = [...(hm === undefined ? [] : [`half-max ${mib(hm.serverPeakRssKiB)} MiB`]), ...(ov === undefined ? [] : [`overload ${mib(ov.peakRssAfterKiB)} MiB`])];

@@ -298,6 +298,7 @@ function runLine(id: string, batchSize: number, r: RunResult): string {
     `server ${fmt(r.serverCpuPct, 0)} % (sys ${fmt(r.serverKernelPct, 0)} %, main ${fmt(r.serverMainThreadPct, 0)} %) ${fmt(r.serverCpuMicros / r.completed / batchSize, 0)} µs/sig`,
     `gen ${fmt(r.generatorCpuPct, 0)} % ${fmt(r.generatorMicrosPerRequest, 0)} µs/req`,
     `other ${fmt(r.otherCpuPct, 0)} %`,
+    r.serverGc === undefined ? '' : `GC ${r.serverGc.count}× longest ${fmt(r.serverGc.longestStopMs, 1)} ms total ${fmt(r.serverGc.totalPauseMs, 0)} ms`,
     `errors ${errors}`,
     errors === 0 ? '' : JSON.stringify(r.errors),
     ol === undefined ? '' : `\n      in flight every 0.5 s: ${ol.inFlightSamples.join(' ')}; server RSS MiB: ${r.serverRssSamplesKiB.map((k) => fmt(k / 1024, 0)).join(' ')}`,
@@ -371,7 +372,8 @@ async function main(): Promise<void> {
   };
   const runOn = async (s: ApplianceProcess, id: string, spec: RunSpec): Promise<RunResult> => {
     try {
-      return await generator.run(spec, spec.warmupMs + spec.durationMs + 120_000);
+      const r = await generator.run(spec, spec.warmupMs + spec.durationMs + 120_000);
+      return { ...r, serverGc: s.gcBetween(r.windowStartEpochMs, r.windowEndEpochMs) };
     } catch (e) {
       throw new Error(`${id}: ${e instanceof Error ? e.message : String(e)}\nserver log tail:\n${s.logTail()}`);
     }

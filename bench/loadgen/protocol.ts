@@ -2,6 +2,7 @@
 // (bench/loadgen/main.ts) say to each other over the Node IPC channel: one run specification in,
 // one measured result (or an error) out. Plain JSON, checked on arrival.
 
+import type { GcSummary } from '../gc-trace.ts';
 import type { LatencySummary } from '../stats.ts';
 import type { AuthMode, Operation, PayloadKind } from '../requests.ts';
 
@@ -82,6 +83,10 @@ export interface RunResult {
   /** Successful responses completed inside the timed window. */
   readonly completed: number;
   readonly windowMs: number;
+  /** When the timed window opened and closed, wall clock (ms since the epoch), to line up what
+   * the runner saw the server do meanwhile (its GC pauses). */
+  readonly windowStartEpochMs: number;
+  readonly windowEndEpochMs: number;
   readonly requestsPerSec: number;
   /** requestsPerSec × batch size. */
   readonly signaturesPerSec: number;
@@ -125,6 +130,8 @@ export interface RunResult {
   readonly checkedAnswers?: number;
   /** Set for an open-loop run. */
   readonly openLoop?: OpenLoopResult;
+  /** The server's GC pauses in the window, added by the runner (bench/gc-trace.ts). */
+  readonly serverGc?: GcSummary;
 }
 
 export type ParentMessage = { readonly type: 'run'; readonly spec: RunSpec } | { readonly type: 'exit' };

@@ -161,6 +161,8 @@ export class MeasurementWindow {
     return {
       completed: this.count,
       windowMs,
+      windowStartEpochMs: a === undefined ? Number.NaN : performance.timeOrigin + a.t,
+      windowEndEpochMs: b === undefined ? Number.NaN : performance.timeOrigin + b.t,
       requestsPerSec: rps,
       signaturesPerSec: rps * extra.batchSize,
       latency: summarizeLatencies(this.latencies, this.count),
